@@ -1,0 +1,7 @@
+//! graphbridge: IMAP and SMTP in front of Microsoft 365 mailboxes reached through Microsoft Graph.
+//!
+//! The flow is described in ARCHITECTURE terms: the front (`imap`, `smtp`) talks to the
+//! store (`mailstore`) and asks the back (`sync`, `graph`) for what is missing; the
+//! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
+
+pub mod emulator;
