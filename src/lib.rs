@@ -5,3 +5,9 @@
 //! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
 
 pub mod emulator;
+pub mod auth;
+pub mod config;
+pub mod mailstore;
+pub mod secrets;
+pub mod graph;
+pub mod sync;

@@ -1,0 +1,234 @@
+//! HTTP to Graph for one mailbox: bearer tokens refreshed ahead of expiry, at most N requests
+//! in flight, `Retry-After` honoured, exponential backoff with jitter, and
+//! `Prefer: IdType="ImmutableId"` on every request so ids survive moves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::oauth::{OAuthClient, TokenSet};
+use super::types::ErrorEnvelope;
+use super::GraphError;
+use crate::mailstore::now_unix;
+
+/// Called with every new token set so rotated refresh tokens are stored at once.
+pub type TokenPersist = Arc<dyn Fn(&TokenSet) -> Result<(), String> + Send + Sync>;
+
+const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
+const MAX_ATTEMPTS: u32 = 6;
+/// Refresh this long before the access token expires, so no request races its expiry.
+const REFRESH_MARGIN_SECS: i64 = 300;
+
+/// A request body.
+pub enum Body {
+    None,
+    Json(serde_json::Value),
+    /// Base64 MIME, sent as `text/plain` as Graph wants it.
+    Mime(String),
+}
+
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    /// `/me` for a delegated token.
+    user_path: String,
+    oauth: OAuthClient,
+    tokens: Mutex<TokenSet>,
+    persist: TokenPersist,
+    in_flight: Semaphore,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        oauth: OAuthClient,
+        tokens: TokenSet,
+        persist: TokenPersist,
+        max_in_flight: usize,
+    ) -> GraphClient {
+        GraphClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            user_path: "/me".into(),
+            oauth,
+            tokens: Mutex::new(tokens),
+            persist,
+            in_flight: Semaphore::new(max_in_flight.max(1)),
+        }
+    }
+
+    /// Absolute URL of a path under the signed-in user (`/mailFolders` → `…/v1.0/me/mailFolders`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}{}", self.base, self.user_path, path)
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, GraphError> {
+        let bytes = self.request(Method::GET, url, Body::None, None).await?;
+        decode(&bytes)
+    }
+
+    pub async fn get_json_prefer<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        prefer: &str,
+    ) -> Result<T, GraphError> {
+        let bytes = self.request(Method::GET, url, Body::None, Some(prefer)).await?;
+        decode(&bytes)
+    }
+
+    pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, GraphError> {
+        self.request(Method::GET, url, Body::None, None).await
+    }
+
+    pub async fn send_json(
+        &self,
+        method: Method,
+        url: &str,
+        body: serde_json::Value,
+    ) -> Result<Vec<u8>, GraphError> {
+        self.request(method, url, Body::Json(body), None).await
+    }
+
+    /// Sends one request and returns the response body of a 2xx answer.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Body,
+        prefer: Option<&str>,
+    ) -> Result<Vec<u8>, GraphError> {
+        // Only requests that cannot act twice are retried after a lost connection: a POST
+        // such as sendMail may have been carried out before the connection broke.
+        let idempotent = method != Method::POST;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.attempt(&method, url, &body, prefer).await;
+            let retry_after = match outcome {
+                Ok((status, _, bytes)) if status.is_success() => return Ok(bytes),
+                Ok((StatusCode::UNAUTHORIZED, _, bytes)) if !refreshed => {
+                    tracing::debug!(url, "401 from Graph, refreshing the access token");
+                    refreshed = true;
+                    self.refresh().await?;
+                    drop(bytes);
+                    continue;
+                }
+                Ok((status, retry_after, bytes)) if is_transient(status) => {
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(status_error(status, &bytes));
+                    }
+                    retry_after
+                }
+                Ok((status, _, bytes)) => return Err(status_error(status, &bytes)),
+                Err(e) if idempotent && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(url, error = %e, "Graph request failed, retrying");
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(attempt))).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &Body,
+        prefer: Option<&str>,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), GraphError> {
+        let token = self.access_token().await?;
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| GraphError::Closed)?;
+        let prefer = match prefer {
+            Some(extra) => format!("{IMMUTABLE_IDS}, {extra}"),
+            None => IMMUTABLE_IDS.to_string(),
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token)
+            .header("Prefer", prefer);
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(value),
+            Body::Mime(base64) => request
+                .header("Content-Type", "text/plain")
+                .body(base64.clone()),
+        };
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await?.to_vec();
+        Ok((status, retry_after, bytes))
+    }
+
+    async fn access_token(&self) -> Result<String, GraphError> {
+        {
+            let tokens = self.tokens.lock().await;
+            if tokens.expires_at - REFRESH_MARGIN_SECS > now_unix() {
+                return Ok(tokens.access_token.clone());
+            }
+        }
+        self.refresh().await
+    }
+
+    /// Refreshes the access token (one refresh at a time) and stores the rotated refresh token
+    /// before anything uses the new access token.
+    async fn refresh(&self) -> Result<String, GraphError> {
+        let mut tokens = self.tokens.lock().await;
+        let fresh = self.oauth.refresh(&tokens.refresh_token).await?;
+        (self.persist)(&fresh).map_err(GraphError::TokenStore)?;
+        *tokens = fresh;
+        Ok(tokens.access_token.clone())
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+            | StatusCode::BAD_GATEWAY
+    )
+}
+
+/// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, … capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}
+
+fn status_error(status: StatusCode, body: &[u8]) -> GraphError {
+    let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(envelope) => (envelope.error.code, envelope.error.message),
+        Err(_) => (
+            String::new(),
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ),
+    };
+    GraphError::Status {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
+    serde_json::from_slice(bytes).map_err(|e| GraphError::Decode(e.to_string()))
+}

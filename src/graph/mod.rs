@@ -1,0 +1,61 @@
+//! The Graph client: the only code that knows Graph's URLs and JSON.
+
+mod client;
+pub mod mail;
+pub mod oauth;
+pub mod types;
+
+pub use client::{Body, GraphClient, TokenPersist};
+pub use oauth::{OAuthClient, TokenSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("cannot reach Graph: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("Graph answered {status} {code}: {message}")]
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("sign-in refused ({error}): {description}")]
+    OAuth { error: String, description: String },
+    #[error("unexpected answer from Graph: {0}")]
+    Decode(String),
+    #[error("cannot store the new tokens: {0}")]
+    TokenStore(String),
+    #[error("the Graph client is shutting down")]
+    Closed,
+}
+
+impl GraphError {
+    /// True when the mailbox must be signed in again (refresh token revoked or expired).
+    pub fn needs_signin(&self) -> bool {
+        matches!(self, GraphError::OAuth { error, .. } if error == "invalid_grant")
+    }
+
+    /// True when a delta link is dead and the folder needs a full reconciliation.
+    pub fn is_sync_state_lost(&self) -> bool {
+        match self {
+            GraphError::Status { status, code, .. } => {
+                *status == 410
+                    || code.eq_ignore_ascii_case("syncStateNotFound")
+                    || code.eq_ignore_ascii_case("resyncRequired")
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, GraphError::Status { status: 404, .. })
+    }
+}
+
+/// Builds the HTTP client used for Graph and sign-in.
+pub fn http_client() -> Result<reqwest::Client, GraphError> {
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("graphbridge/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(120))
+        .build()?)
+}

@@ -1,0 +1,118 @@
+//! The Graph JSON the bridge reads, reduced to the fields it uses.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailFolder {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    #[serde(default)]
+    pub child_folder_count: u32,
+    #[serde(default)]
+    pub total_item_count: u32,
+    #[serde(default)]
+    pub is_hidden: bool,
+}
+
+/// One page of a collection: `value` plus at most one of the two links.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page<T> {
+    #[serde(default = "Vec::new")]
+    pub value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink", default)]
+    pub delta_link: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowupFlag {
+    pub flag_status: String,
+}
+
+/// A message as delta reports it: either changed (with the selected fields) or removed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaMessage {
+    pub id: String,
+    #[serde(rename = "@removed", default)]
+    pub removed: Option<serde_json::Value>,
+    #[serde(default)]
+    pub received_date_time: Option<String>,
+    #[serde(default)]
+    pub is_read: Option<bool>,
+    #[serde(default)]
+    pub is_draft: Option<bool>,
+    #[serde(default)]
+    pub flag: Option<FollowupFlag>,
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    #[serde(default)]
+    pub single_value_extended_properties: Option<Vec<ExtendedProperty>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ExtendedProperty {
+    pub id: String,
+    pub value: String,
+}
+
+/// The fields every message delta asks for.
+pub const DELTA_SELECT: &str = "receivedDateTime,isRead,isDraft,flag,categories";
+
+/// Graph's error envelope.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The identity platform's token answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// The identity platform's error answer (`authorization_pending`, `invalid_grant`, …).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthError {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceCode {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(default = "default_expiry")]
+    pub expires_in: u64,
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn default_expiry() -> u64 {
+    900
+}
+
+fn default_interval() -> u64 {
+    5
+}

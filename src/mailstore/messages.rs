@@ -1,0 +1,282 @@
+//! Messages (one row per message per folder, keyed by UID) and their bodies.
+//!
+//! Bodies are keyed by the mailbox and the Graph immutable id, not by UID: a message moved in
+//! Outlook gets a new UID in its new folder but keeps its bytes. Once stored, a body is never
+//! replaced, so the bytes served for a UID never change (ARCHITECTURE invariant 2).
+
+use std::io::Read;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::{StoreError, StoreResult};
+
+/// IMAP system flags the bridge keeps, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    pub const SEEN: u32 = 1;
+    pub const ANSWERED: u32 = 2;
+    pub const FLAGGED: u32 = 4;
+    pub const DELETED: u32 = 8;
+    pub const DRAFT: u32 = 16;
+    pub const FORWARDED: u32 = 32;
+
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+
+    pub fn with(self, bit: u32, on: bool) -> Flags {
+        if on {
+            Flags(self.0 | bit)
+        } else {
+            Flags(self.0 & !bit)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uid: u32,
+    pub graph_id: String,
+    pub flags: Flags,
+    /// IMAP keywords (Graph categories), space-separated.
+    pub keywords: String,
+    /// INTERNALDATE, seconds since the epoch (Graph's receivedDateTime).
+    pub internal_date: i64,
+    pub modseq: u64,
+    /// Length of the stored body; None until the body has been fetched.
+    pub size: Option<u64>,
+}
+
+/// A message as Graph reports it, to be applied to a folder.
+#[derive(Debug, Clone)]
+pub struct MessageUpsert {
+    pub graph_id: String,
+    pub flags: Flags,
+    pub keywords: String,
+    pub internal_date: i64,
+}
+
+/// What applying a batch of changes did, for notifying IMAP sessions.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+impl ApplyOutcome {
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.changed == 0 && self.removed == 0
+    }
+}
+
+const COLUMNS: &str = "m.uid, m.graph_id, m.flags, m.keywords, m.internal_date, m.modseq, b.size";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        uid: row.get(0)?,
+        graph_id: row.get(1)?,
+        flags: Flags(row.get(2)?),
+        keywords: row.get(3)?,
+        internal_date: row.get(4)?,
+        modseq: row.get::<_, i64>(5)? as u64,
+        size: row.get::<_, Option<i64>>(6)?.map(|s| s as u64),
+    })
+}
+
+/// All messages of a folder in UID order (which is also IMAP sequence order).
+pub fn list_messages(conn: &Connection, folder_id: i64) -> StoreResult<Vec<MessageRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages m JOIN folders f ON f.id = m.folder_id
+         LEFT JOIN bodies b ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
+         WHERE m.folder_id = ?1 ORDER BY m.uid"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([folder_id], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn message_by_uid(
+    conn: &Connection,
+    folder_id: i64,
+    uid: u32,
+) -> StoreResult<Option<MessageRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages m JOIN folders f ON f.id = m.folder_id
+         LEFT JOIN bodies b ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
+         WHERE m.folder_id = ?1 AND m.uid = ?2"
+    );
+    Ok(conn
+        .query_row(&sql, params![folder_id, uid], from_row)
+        .optional()?)
+}
+
+/// Applies created/updated messages and removals to a folder in one transaction. New messages
+/// get the next UIDs; every real change gets a new MODSEQ. A change that matches what the store
+/// already has (such as the echo of the bridge's own write) changes nothing.
+pub fn apply_changes(
+    conn: &mut Connection,
+    folder_id: i64,
+    upserts: &[MessageUpsert],
+    removed_graph_ids: &[String],
+) -> StoreResult<ApplyOutcome> {
+    let tx = conn.transaction()?;
+    let mut outcome = ApplyOutcome::default();
+    for message in upserts {
+        match upsert_one(&tx, folder_id, message)? {
+            Upserted::Added => outcome.added += 1,
+            Upserted::Changed => outcome.changed += 1,
+            Upserted::Same => {}
+        }
+    }
+    for graph_id in removed_graph_ids {
+        outcome.removed += tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND graph_id = ?2",
+            params![folder_id, graph_id],
+        )?;
+    }
+    if outcome.removed > 0 {
+        // Expunges advance HIGHESTMODSEQ too (RFC 7162).
+        bump_modseq(&tx, folder_id)?;
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+enum Upserted {
+    Added,
+    Changed,
+    Same,
+}
+
+fn upsert_one(tx: &Transaction<'_>, folder_id: i64, m: &MessageUpsert) -> StoreResult<Upserted> {
+    let existing: Option<(u32, String)> = tx
+        .query_row(
+            "SELECT flags, keywords FROM messages WHERE folder_id = ?1 AND graph_id = ?2",
+            params![folder_id, m.graph_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        Some((flags, keywords)) => {
+            // \Deleted is the bridge's own until EXPUNGE: Graph knows nothing of it.
+            let kept = Flags(flags).has(Flags::DELETED);
+            let new_flags = m.flags.with(Flags::DELETED, kept);
+            if new_flags.0 == flags && keywords == m.keywords {
+                return Ok(Upserted::Same);
+            }
+            let modseq = bump_modseq(tx, folder_id)?;
+            tx.execute(
+                "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
+                 WHERE folder_id = ?1 AND graph_id = ?2",
+                params![folder_id, m.graph_id, new_flags.0, m.keywords, modseq as i64],
+            )?;
+            Ok(Upserted::Changed)
+        }
+        None => {
+            let uid: u32 = tx.query_row(
+                "UPDATE folders SET uidnext = uidnext + 1 WHERE id = ?1 RETURNING uidnext - 1",
+                [folder_id],
+                |row| row.get(0),
+            )?;
+            let modseq = bump_modseq(tx, folder_id)?;
+            tx.execute(
+                "INSERT INTO messages (folder_id, uid, graph_id, flags, keywords, internal_date, modseq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![folder_id, uid, m.graph_id, m.flags.0, m.keywords, m.internal_date, modseq as i64],
+            )?;
+            Ok(Upserted::Added)
+        }
+    }
+}
+
+fn bump_modseq(tx: &Connection, folder_id: i64) -> StoreResult<u64> {
+    let modseq: i64 = tx.query_row(
+        "UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+        [folder_id],
+        |row| row.get(0),
+    )?;
+    Ok(modseq as u64)
+}
+
+/// Sets a message's flags after Graph accepted the change; returns the new MODSEQ.
+pub fn set_flags(
+    conn: &mut Connection,
+    folder_id: i64,
+    uid: u32,
+    flags: Flags,
+    keywords: &str,
+) -> StoreResult<u64> {
+    let tx = conn.transaction()?;
+    let modseq = bump_modseq(&tx, folder_id)?;
+    let updated = tx.execute(
+        "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE folder_id = ?1 AND uid = ?2",
+        params![folder_id, uid, flags.0, keywords, modseq as i64],
+    )?;
+    if updated == 0 {
+        return Err(StoreError::NotFound(format!("UID {uid}")));
+    }
+    tx.commit()?;
+    Ok(modseq)
+}
+
+/// Where a stored body came from. Bytes the bridge was given (APPEND, SMTP) are kept verbatim
+/// and win over Graph's regenerated MIME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyOrigin {
+    Graph,
+    Bridge,
+}
+
+/// Stores a body unless one is already stored: the first bytes served for a message stay.
+pub fn put_body(
+    conn: &Connection,
+    mailbox_id: i64,
+    graph_id: &str,
+    raw: &[u8],
+    origin: BodyOrigin,
+) -> StoreResult<()> {
+    let compressed = zstd::encode_all(raw, 3)?;
+    let origin = match origin {
+        BodyOrigin::Graph => "graph",
+        BodyOrigin::Bridge => "bridge",
+    };
+    conn.execute(
+        "INSERT INTO bodies (mailbox_id, graph_id, size, zstd, origin) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (mailbox_id, graph_id) DO NOTHING",
+        params![mailbox_id, graph_id, raw.len() as i64, compressed, origin],
+    )?;
+    Ok(())
+}
+
+pub fn get_body(conn: &Connection, mailbox_id: i64, graph_id: &str) -> StoreResult<Option<Vec<u8>>> {
+    let compressed: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2",
+            params![mailbox_id, graph_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(compressed) = compressed else {
+        return Ok(None);
+    };
+    let mut raw = Vec::new();
+    zstd::Decoder::new(compressed.as_slice())
+        .and_then(|mut d| d.read_to_end(&mut raw))
+        .map_err(|e| StoreError::CorruptBody(format!("{graph_id}: {e}")))?;
+    Ok(Some(raw))
+}
+
+/// Graph ids in a mailbox whose bodies are not stored yet, newest first.
+pub fn missing_bodies(conn: &Connection, mailbox_id: i64, limit: usize) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.graph_id FROM messages m JOIN folders f ON f.id = m.folder_id
+         WHERE f.mailbox_id = ?1 AND NOT EXISTS (
+           SELECT 1 FROM bodies b WHERE b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id)
+         GROUP BY m.graph_id ORDER BY MAX(m.internal_date) DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![mailbox_id, limit as i64], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,97 @@
+//! The local store: the single source of truth for IMAP state.
+//!
+//! Folders, UIDs, UIDVALIDITY, MODSEQ, flags, the Graph id of each message, bodies, the outbox,
+//! users, mailboxes, assignments and tokens live in one SQLite file (WAL mode). SQLite calls are
+//! blocking, so async code reaches the database through [`Store::call`], which runs the closure
+//! on tokio's blocking pool. Nothing outside this module knows that the store is SQLite.
+
+pub mod accounts;
+pub mod folders;
+pub mod messages;
+pub mod outbox;
+mod schema;
+
+pub use accounts::{Assignment, MailboxRecord, SigninState, StoredTokens, User};
+pub use folders::{FolderRecord, FolderUpsert, SpecialUse};
+pub use messages::{ApplyOutcome, BodyOrigin, Flags, MessageRecord, MessageUpsert};
+pub use outbox::{OutboxItem, OutboxState};
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored body is damaged: {0}")]
+    CorruptBody(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the store's worker thread stopped")]
+    WorkerGone,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Handle to the store. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a 250 to an SMTP client promises the message survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    pub async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|_| StoreError::WorkerGone)?
+    }
+
+    /// Runs `f` on the calling thread; for the CLI and for code already off the async runtime.
+    pub fn call_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut guard = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

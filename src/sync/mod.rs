@@ -1,0 +1,249 @@
+//! The sync engine: keeps the store equal to Graph for one Microsoft 365 account and carries
+//! the front's writes to Graph.
+//!
+//! Reads: the folder tree, then a per-folder message delta whose deltaLink is stored, then
+//! bodies in the background (newest first) and on demand. Writes (flags, sending) go to Graph
+//! first and reach the store only once Graph accepted them (ARCHITECTURE invariant 4).
+
+mod folders;
+mod messages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{watch, Mutex};
+
+use crate::graph::{GraphClient, GraphError};
+use crate::mailstore::{
+    accounts, messages as stored, BodyOrigin, Flags, FolderRecord, SigninState, Store, StoreError,
+};
+
+pub use messages::flags_from_graph;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the message is no longer in Microsoft 365")]
+    Gone,
+}
+
+impl SyncError {
+    pub fn needs_signin(&self) -> bool {
+        matches!(self, SyncError::Graph(e) if e.needs_signin())
+    }
+}
+
+/// Bodies fetched at once by the background fetcher (the client paces requests itself).
+const BODY_FETCH_PARALLELISM: usize = 4;
+const BODY_FETCH_BATCH: usize = 200;
+
+/// Sync state of one Graph account (a primary mailbox; its alias mailboxes share it).
+pub struct MailboxSync {
+    pub account_id: i64,
+    graph: Arc<GraphClient>,
+    store: Store,
+    /// Bumped after every change to the store, so IMAP sessions know to look.
+    changes: watch::Sender<u64>,
+    /// Well-known folder ids, learnt once: they never change.
+    well_known: Mutex<Option<HashMap<String, String>>>,
+    /// Serialises sync passes so a poll and an on-demand refresh never interleave.
+    pass: Mutex<()>,
+}
+
+impl MailboxSync {
+    pub fn new(account_id: i64, graph: Arc<GraphClient>, store: Store) -> Arc<MailboxSync> {
+        Arc::new(MailboxSync {
+            account_id,
+            graph,
+            store,
+            changes: watch::channel(0).0,
+            well_known: Mutex::new(None),
+            pass: Mutex::new(()),
+        })
+    }
+
+    /// A receiver that wakes up whenever this account's store changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// One full pass: folders, then every folder's message delta.
+    pub async fn sync_once(&self) -> Result<(), SyncError> {
+        let _pass = self.pass.lock().await;
+        let folders_changed = self.sync_folders().await?;
+        let folders = {
+            let account = self.account_id;
+            self.store
+                .call(move |c| crate::mailstore::folders::list_folders(c, account))
+                .await?
+        };
+        let mut changed = folders_changed;
+        for folder in &folders {
+            let outcome = self.sync_folder_messages(folder).await?;
+            changed |= !outcome.is_empty();
+        }
+        if changed {
+            self.announce();
+        }
+        Ok(())
+    }
+
+    /// Polls Graph until `shutdown` fires: a pass every `interval`, then missing bodies.
+    pub async fn run(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.sync_once().await {
+                Ok(()) => {
+                    if let Err(e) = self.fetch_missing_bodies().await {
+                        tracing::warn!(account = self.account_id, error = %e, "body fetch failed");
+                    }
+                }
+                Err(e) if e.needs_signin() => {
+                    self.mark_needs_signin(&e).await;
+                    return;
+                }
+                Err(e) => tracing::warn!(account = self.account_id, error = %e, "sync failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn mark_needs_signin(&self, error: &SyncError) {
+        let account = self.account_id;
+        let text = format!("{error}");
+        tracing::error!(account, "Microsoft refused the stored sign-in: {text}");
+        let result = self
+            .store
+            .call(move |c| {
+                accounts::set_signin_state(c, account, SigninState::NeedsSignin, Some(&text))
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(account, error = %e, "cannot record the sign-in state");
+        }
+    }
+
+    /// The message's bytes: from the store, or fetched from Graph and stored first, so that
+    /// the size and structure a client sees are always those of the bytes served.
+    pub async fn body(&self, graph_id: &str) -> Result<Vec<u8>, SyncError> {
+        let account = self.account_id;
+        let id = graph_id.to_string();
+        if let Some(raw) = self
+            .store
+            .call(move |c| stored::get_body(c, account, &id))
+            .await?
+        {
+            return Ok(raw);
+        }
+        let raw = match self.graph.mime(graph_id).await {
+            Ok(raw) => raw,
+            Err(e) if e.is_not_found() => return Err(SyncError::Gone),
+            Err(e) => return Err(e.into()),
+        };
+        let id = graph_id.to_string();
+        // Another fetch may have stored it meanwhile; the first stored copy wins.
+        self.store
+            .call(move |c| {
+                stored::put_body(c, account, &id, &raw, BodyOrigin::Graph)?;
+                stored::get_body(c, account, &id)?
+                    .ok_or_else(|| StoreError::NotFound(format!("body of {id}")))
+            })
+            .await
+            .map_err(SyncError::from)
+    }
+
+    /// Fetches bodies not stored yet, newest first, a batch at a time.
+    pub async fn fetch_missing_bodies(&self) -> Result<usize, SyncError> {
+        let account = self.account_id;
+        let mut fetched = 0;
+        loop {
+            let missing = self
+                .store
+                .call(move |c| stored::missing_bodies(c, account, BODY_FETCH_BATCH))
+                .await?;
+            if missing.is_empty() {
+                if fetched > 0 {
+                    self.announce();
+                }
+                return Ok(fetched);
+            }
+            let results: Vec<Result<Vec<u8>, SyncError>> = futures::stream::iter(missing)
+                .map(|id| async move { self.body(&id).await })
+                .buffer_unordered(BODY_FETCH_PARALLELISM)
+                .collect()
+                .await;
+            let mut progress = false;
+            for result in results {
+                match result {
+                    Ok(_) => {
+                        fetched += 1;
+                        progress = true;
+                    }
+                    // Deleted meanwhile: the next delta removes it.
+                    Err(SyncError::Gone) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !progress {
+                return Ok(fetched);
+            }
+        }
+    }
+
+    /// Writes \Seen and \Flagged of one message to Graph, then to the store.
+    /// Returns the new MODSEQ.
+    pub async fn store_flags(
+        &self,
+        folder: &FolderRecord,
+        uid: u32,
+        graph_id: &str,
+        old: Flags,
+        new: Flags,
+        keywords: &str,
+    ) -> Result<u64, SyncError> {
+        let patch = messages::flag_patch(old, new);
+        if let Some(patch) = patch {
+            match self.graph.patch_message(graph_id, patch).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => return Err(SyncError::Gone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let folder_id = folder.id;
+        let keywords = keywords.to_string();
+        let modseq = self
+            .store
+            .call(move |c| stored::set_flags(c, folder_id, uid, new, &keywords))
+            .await?;
+        self.announce();
+        Ok(modseq)
+    }
+
+    /// Sends a MIME message through Graph (which saves it in Sent Items), then syncs so the
+    /// copy shows up in IMAP's Sent folder.
+    pub async fn send_mime(&self, message: &[u8]) -> Result<(), GraphError> {
+        self.graph.send_mime(message).await
+    }
+
+    /// Runs a sync pass now (after a send, or when a client asks), logging failures.
+    pub async fn refresh_now(&self) {
+        if let Err(e) = self.sync_once().await {
+            if e.needs_signin() {
+                self.mark_needs_signin(&e).await;
+            } else {
+                tracing::warn!(account = self.account_id, error = %e, "sync failed");
+            }
+        }
+    }
+}
