@@ -11,3 +11,5 @@ pub mod mailstore;
 pub mod secrets;
 pub mod graph;
 pub mod sync;
+pub mod bridge;
+pub mod imap;

@@ -67,6 +67,10 @@ impl MailboxSync {
         })
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// A receiver that wakes up whenever this account's store changed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()

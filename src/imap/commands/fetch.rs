@@ -1,0 +1,228 @@
+//! FETCH and UID FETCH: every item is computed from the one stored copy of the message's
+//! bytes, so RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY[...] always agree (ARCHITECTURE
+//! invariant 2). A body not stored yet is fetched from Graph first.
+
+use std::num::NonZeroU32;
+
+use imap_next::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_next::imap_types::datetime::DateTime;
+use imap_next::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_next::imap_types::response::Data;
+use imap_next::imap_types::sequence::SequenceSet;
+
+use super::Outcome;
+use crate::imap::fetch::{partial, MessageView};
+use crate::imap::selected::{flag_list, Selected};
+use crate::imap::session::Session;
+use crate::mailstore::{Flags, MessageRecord};
+use crate::sync::SyncError;
+
+pub async fn fetch(
+    session: &mut Session,
+    set: SequenceSet,
+    names: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+) -> Outcome {
+    let mut names = match names {
+        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_iter().map(|n| n.into_static()).collect(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+    };
+    if uid && !names.contains(&MessageDataItemName::Uid) {
+        names.insert(0, MessageDataItemName::Uid);
+    }
+    if names.iter().any(|n| {
+        matches!(
+            n,
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+        )
+    }) {
+        return Outcome::bad("BINARY is not supported by this bridge yet");
+    }
+    let Some(selected) = session.selected.as_mut() else {
+        return Outcome::bad("No mailbox selected");
+    };
+    let targets = selected.resolve(&set, uid);
+    if targets.is_empty() && !uid {
+        return Outcome::bad("No messages in that sequence set");
+    }
+    let mut failures = 0;
+    for (seq, index) in targets {
+        match fetch_one(selected, seq, index, &names).await {
+            Ok(data) => session.pending.push(data.into()),
+            Err(FetchFailure::Gone) => failures += 1,
+            Err(FetchFailure::Other(text)) => return Outcome::no(text),
+        }
+    }
+    match selected.refresh(false).await {
+        Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
+        Err(e) => tracing::warn!(error = %e, "refresh after FETCH failed"),
+    }
+    if failures > 0 {
+        return Outcome::no(format!(
+            "{failures} message(s) were deleted in Microsoft 365 and could not be fetched"
+        ));
+    }
+    Outcome::ok("FETCH completed")
+}
+
+enum FetchFailure {
+    Gone,
+    Other(String),
+}
+
+async fn fetch_one(
+    selected: &mut Selected,
+    seq: NonZeroU32,
+    index: usize,
+    names: &[MessageDataItemName<'static>],
+) -> Result<Data<'static>, FetchFailure> {
+    let message = selected.messages[index].clone();
+    let raw = if needs_body(names, &message) {
+        Some(load_body(selected, &message).await?)
+    } else {
+        None
+    };
+    let sets_seen = !selected.read_only && names.iter().any(sets_seen_flag);
+    let mut message = message;
+    if sets_seen && !message.flags.has(Flags::SEEN) {
+        message = mark_seen(selected, index).await?;
+    }
+    // Items that need no body never look at the view, so an empty one serves them.
+    let raw = raw.unwrap_or_default();
+    let view = MessageView::parse(&raw);
+    let mut items = Vec::with_capacity(names.len() + 1);
+    for name in names {
+        items.push(item(name, &message, &raw, &view));
+    }
+    if sets_seen && !names.contains(&MessageDataItemName::Flags) {
+        items.push(MessageDataItem::Flags(flag_list(&message)));
+    }
+    Ok(Data::Fetch {
+        seq,
+        items: Vec1::try_from(items).map_err(|_| FetchFailure::Other("Nothing to fetch".into()))?,
+    })
+}
+
+fn needs_body(names: &[MessageDataItemName<'_>], message: &MessageRecord) -> bool {
+    names.iter().any(|n| match n {
+        MessageDataItemName::Flags
+        | MessageDataItemName::Uid
+        | MessageDataItemName::InternalDate => false,
+        MessageDataItemName::Rfc822Size => message.size.is_none(),
+        _ => true,
+    })
+}
+
+fn sets_seen_flag(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Binary { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+async fn load_body(selected: &Selected, message: &MessageRecord) -> Result<Vec<u8>, FetchFailure> {
+    match selected.sync.body(&message.graph_id).await {
+        Ok(raw) => Ok(raw),
+        Err(SyncError::Gone) => Err(FetchFailure::Gone),
+        Err(e) => Err(FetchFailure::Other(format!(
+            "Cannot read the message from Microsoft 365: {e}"
+        ))),
+    }
+}
+
+/// Sets \Seen through Graph (implicitly, as BODY[] asks) and returns the updated record.
+async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecord, FetchFailure> {
+    let message = selected.messages[index].clone();
+    let new = message.flags.with(Flags::SEEN, true);
+    let result = selected
+        .sync
+        .store_flags(&selected.folder, message.uid, &message.graph_id, message.flags, new, &message.keywords)
+        .await;
+    match result {
+        Ok(modseq) => {
+            let known = &mut selected.messages[index];
+            known.flags = new;
+            known.modseq = modseq;
+            Ok(known.clone())
+        }
+        Err(SyncError::Gone) => Err(FetchFailure::Gone),
+        Err(e) => Err(FetchFailure::Other(format!("Cannot set \\Seen in Microsoft 365: {e}"))),
+    }
+}
+
+fn item(
+    name: &MessageDataItemName<'static>,
+    message: &MessageRecord,
+    raw: &[u8],
+    view: &MessageView<'_>,
+) -> MessageDataItem<'static> {
+    match name {
+        MessageDataItemName::Uid => {
+            MessageDataItem::Uid(NonZeroU32::new(message.uid).unwrap_or(NonZeroU32::MIN))
+        }
+        MessageDataItemName::Flags => MessageDataItem::Flags(flag_list(message)),
+        MessageDataItemName::InternalDate => MessageDataItem::InternalDate(internal_date(message)),
+        MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(
+            message.size.unwrap_or(raw.len() as u64).min(u32::MAX as u64) as u32,
+        ),
+        MessageDataItemName::Envelope => MessageDataItem::Envelope(view.envelope()),
+        MessageDataItemName::Body => MessageDataItem::Body(view.body_structure(false)),
+        MessageDataItemName::BodyStructure => {
+            MessageDataItem::BodyStructure(view.body_structure(true))
+        }
+        MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(raw.to_vec())),
+        MessageDataItemName::Rfc822Header => MessageDataItem::Rfc822Header(nstring(
+            section_bytes(view, Some(&Section::Header(None))).unwrap_or_default(),
+        )),
+        MessageDataItemName::Rfc822Text => MessageDataItem::Rfc822Text(nstring(
+            section_bytes(view, Some(&Section::Text(None))).unwrap_or_default(),
+        )),
+        MessageDataItemName::BodyExt {
+            section, partial: range, ..
+        } => {
+            let bytes = section_bytes(view, section.as_ref());
+            let (origin, data) = match (bytes, range) {
+                (None, _) => (None, NString(None)),
+                (Some(bytes), None) => (None, nstring(bytes)),
+                (Some(bytes), Some((start, length))) => (
+                    Some(*start),
+                    nstring(partial(&bytes, *start, length.get()).to_vec()),
+                ),
+            };
+            MessageDataItem::BodyExt {
+                section: section.clone(),
+                origin,
+                data,
+            }
+        }
+        // Refused before any message is read (see `fetch`).
+        MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+            MessageDataItem::Rfc822Size(raw.len() as u32)
+        }
+    }
+}
+
+/// The bytes of `BODY[section]`; None when the message has no such part.
+fn section_bytes(view: &MessageView<'_>, section: Option<&Section<'_>>) -> Option<Vec<u8>> {
+    view.section(section).map(|bytes| bytes.to_vec())
+}
+
+fn internal_date(message: &MessageRecord) -> DateTime {
+    let utc = chrono::DateTime::from_timestamp(message.internal_date, 0).unwrap_or_default();
+    let fixed = utc.fixed_offset();
+    DateTime::try_from(fixed).unwrap_or_else(|_| DateTime::unvalidated(fixed))
+}
+
+/// Message bytes as a literal; IMAP4rev1 literals cannot hold NUL, which only broken mail has,
+/// and which is then sent as it is rather than altered.
+fn nstring(bytes: Vec<u8>) -> NString<'static> {
+    let literal = Literal::try_from(bytes.clone()).unwrap_or_else(|_| Literal::unvalidated(bytes));
+    NString(Some(IString::Literal(literal)))
+}
+
+use imap_next::imap_types::IntoStatic;

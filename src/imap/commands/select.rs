@@ -1,0 +1,139 @@
+//! SELECT, EXAMINE, CLOSE, UNSELECT and NOOP: entering and leaving a folder, and hearing what
+//! changed in it.
+
+use std::num::NonZeroU32;
+
+use imap_next::imap_types::flag::{Flag, FlagPerm};
+use imap_next::imap_types::mailbox::Mailbox;
+use imap_next::imap_types::response::{Code, Data, Status};
+
+use super::Outcome;
+use crate::imap::names;
+use crate::imap::selected::Selected;
+use crate::imap::session::Session;
+use crate::mailstore::{folders, messages, Flags, SigninState};
+
+pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only: bool) -> Outcome {
+    // RFC 3501: a failed SELECT leaves no folder selected.
+    session.selected = None;
+    let Some(name) = names::mailbox_name(&mailbox) else {
+        return Outcome::bad("Mailbox name is not valid modified UTF-7");
+    };
+    let Some(logged_in) = &session.login else {
+        return Outcome::bad("Not logged in");
+    };
+    let Some((visible, path)) = names::resolve(&logged_in.visible, &name) else {
+        return Outcome::no(format!("No such mailbox: {name}"));
+    };
+    let visible = visible.clone();
+    let Some(sync) = session.bridge.sync_for(&visible.record) else {
+        return not_signed_in(&visible.record.address, visible.record.signin_state);
+    };
+    let account = visible.record.account_id();
+    let found = session
+        .bridge
+        .store
+        .call(move |c| {
+            let Some(folder) = folders::folder_by_path(c, account, &path)? else {
+                return Ok(None);
+            };
+            let list = messages::list_messages(c, folder.id)?;
+            Ok(Some((folder, list)))
+        })
+        .await;
+    let (folder, list) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Outcome::no(format!("No such mailbox: {name}")),
+        Err(e) => return Outcome::no(format!("Cannot open the mailbox: {e}")),
+    };
+    let selected = Selected {
+        mailbox: visible,
+        sync,
+        folder,
+        read_only,
+        messages: list,
+    };
+    announce(session, &selected);
+    let code = if read_only {
+        Code::ReadOnly
+    } else {
+        Code::ReadWrite
+    };
+    session.selected = Some(selected);
+    Outcome::ok(if read_only {
+        "EXAMINE completed"
+    } else {
+        "SELECT completed"
+    })
+    .with_code(code)
+}
+
+fn not_signed_in(address: &str, state: SigninState) -> Outcome {
+    let text = match state {
+        SigninState::NeedsSignin => format!(
+            "Microsoft refused the stored sign-in of {address}; an administrator must run `graphbridge mailbox signin {address}`"
+        ),
+        _ => format!(
+            "{address} is not signed in to Microsoft yet; an administrator must run `graphbridge mailbox signin {address}`"
+        ),
+    };
+    Outcome::no(text).with_atom_code("UNAVAILABLE")
+}
+
+/// The untagged responses RFC 3501 requires after a successful SELECT or EXAMINE.
+fn announce(session: &mut Session, selected: &Selected) {
+    let system = [
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Seen,
+        Flag::Draft,
+    ];
+    session.pending.push(Data::Flags(system.to_vec()).into());
+    session.pending.push(Data::Exists(selected.exists()).into());
+    session.pending.push(Data::Recent(0).into());
+    let mut untagged = Vec::new();
+    if let Some(first_unseen) = selected
+        .messages
+        .iter()
+        .position(|m| !m.flags.has(Flags::SEEN))
+        .and_then(|i| NonZeroU32::new(i as u32 + 1))
+    {
+        untagged.push((Code::Unseen(first_unseen), "First unseen"));
+    }
+    let permanent = if selected.read_only {
+        Vec::new()
+    } else {
+        // Only \Seen and \Flagged reach Graph for now; the others would not survive.
+        vec![FlagPerm::Flag(Flag::Seen), FlagPerm::Flag(Flag::Flagged)]
+    };
+    untagged.push((Code::PermanentFlags(permanent), "Flags that are kept"));
+    if let Some(validity) = NonZeroU32::new(selected.folder.uidvalidity) {
+        untagged.push((Code::UidValidity(validity), "UIDs valid"));
+    }
+    if let Some(next) = NonZeroU32::new(selected.folder.uidnext) {
+        untagged.push((Code::UidNext(next), "Predicted next UID"));
+    }
+    for (code, text) in untagged {
+        if let Ok(status) = Status::ok(None, Some(code), text) {
+            session.pending.push(status.into());
+        }
+    }
+}
+
+pub fn close(session: &mut Session) -> Outcome {
+    // Nothing is marked \Deleted yet (no EXPUNGE support), so CLOSE only leaves the folder.
+    session.selected = None;
+    Outcome::ok("Closed")
+}
+
+/// NOOP: refresh the folder from the store and report what changed.
+pub async fn noop(session: &mut Session) -> Outcome {
+    if let Some(selected) = session.selected.as_mut() {
+        match selected.refresh(true).await {
+            Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
+            Err(e) => return Outcome::no(format!("Cannot read the mailbox: {e}")),
+        }
+    }
+    Outcome::ok("NOOP completed")
+}

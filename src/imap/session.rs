@@ -1,0 +1,290 @@
+//! One IMAP connection: the imap-next event loop, the RFC 3501 states, and the dispatch of
+//! each command to its family's handler.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_next::imap_types::command::{Command, CommandBody};
+use imap_next::imap_types::core::{Tag, Text};
+use imap_next::imap_types::response::{Code, Data, Greeting, Status};
+use imap_next::server::{Event, Options, Server};
+use imap_next::stream::{Error as StreamError, Stream};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::commands::{self, Outcome};
+use super::names::VisibleMailbox;
+use super::selected::Selected;
+use crate::auth::Login;
+use crate::bridge::Bridge;
+
+/// RFC 3501 says at least 30 minutes of inactivity before an autologout.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest literal accepted (APPEND of a 35 MB message plus transfer-encoding slack).
+const MAX_LITERAL: u32 = 64 * 1024 * 1024;
+
+pub(super) struct Session {
+    pub bridge: Arc<Bridge>,
+    pub peer: SocketAddr,
+    pub login: Option<LoggedIn>,
+    pub selected: Option<Selected>,
+    /// Untagged responses produced by the command being handled.
+    pub pending: Vec<Untagged>,
+    /// SASL exchange in progress: the tag of the AUTHENTICATE command.
+    pub authenticating: Option<Tag<'static>>,
+    pub logout: bool,
+}
+
+/// An untagged response: data, or a status such as `* OK [UIDVALIDITY 3]`.
+pub(super) enum Untagged {
+    Data(Data<'static>),
+    Status(Status<'static>),
+}
+
+impl From<Data<'static>> for Untagged {
+    fn from(data: Data<'static>) -> Untagged {
+        Untagged::Data(data)
+    }
+}
+
+impl From<Status<'static>> for Untagged {
+    fn from(status: Status<'static>) -> Untagged {
+        Untagged::Status(status)
+    }
+}
+
+pub(super) struct LoggedIn {
+    pub login: Login,
+    pub visible: Vec<VisibleMailbox>,
+}
+
+pub(super) async fn run(
+    bridge: Arc<Bridge>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut stream = Stream::insecure(tcp);
+    let greeting = Greeting::ok(
+        Some(Code::Capability(commands::capabilities(false))),
+        "graphbridge IMAP ready",
+    );
+    let Ok(greeting) = greeting else { return };
+    let mut options = Options::default();
+    options.max_literal_size = MAX_LITERAL;
+    options.max_command_size = MAX_LITERAL + 64 * 1024;
+    let mut server = Server::new(options, greeting);
+    let mut session = Session {
+        bridge,
+        peer,
+        login: None,
+        selected: None,
+        pending: Vec::new(),
+        authenticating: None,
+        logout: false,
+    };
+    loop {
+        let event = tokio::select! {
+            event = tokio::time::timeout(IDLE_TIMEOUT, stream.next(&mut server)) => event,
+            _ = shutdown.changed() => {
+                if let Ok(bye) = Status::bye(None, "graphbridge is shutting down") {
+                    server.enqueue_status(bye);
+                    flush(&mut stream, &mut server).await;
+                }
+                return;
+            }
+        };
+        let event = match event {
+            Err(_elapsed) => {
+                if let Ok(bye) = Status::bye(None, "Autologout: idle for too long") {
+                    server.enqueue_status(bye);
+                    flush(&mut stream, &mut server).await;
+                }
+                return;
+            }
+            Ok(Ok(event)) => event,
+            Ok(Err(StreamError::State(error))) => {
+                session.reject_malformed(&mut server, error);
+                continue;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "IMAP connection closed");
+                return;
+            }
+        };
+        session.handle_event(&mut server, event).await;
+        if session.logout {
+            flush(&mut stream, &mut server).await;
+            return;
+        }
+    }
+}
+
+/// Writes out whatever is queued (the BYE of a LOGOUT, say) before the connection closes.
+async fn flush(stream: &mut Stream, server: &mut Server) {
+    // Progressing the state sends queued responses; a short timeout keeps a dead peer from
+    // holding the task.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.next(&mut *server).await {
+                Ok(Event::ResponseSent { .. }) | Ok(Event::GreetingSent { .. }) => continue,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    let _ = stream.flush().await;
+}
+
+impl Session {
+    async fn handle_event(&mut self, server: &mut Server, event: Event) {
+        match event {
+            Event::GreetingSent { .. } | Event::ResponseSent { .. } => {}
+            Event::CommandReceived { command } => {
+                let tag = command.tag.clone();
+                let outcome = self.dispatch(command).await;
+                self.finish(server, tag, outcome);
+            }
+            Event::CommandAuthenticateReceived {
+                command_authenticate,
+            } => {
+                let status = commands::authenticate::start(self, command_authenticate).await;
+                self.finish_authenticate(server, status);
+            }
+            Event::AuthenticateDataReceived { authenticate_data } => {
+                let status = commands::authenticate::data(self, authenticate_data).await;
+                self.finish_authenticate(server, status);
+            }
+            Event::IdleCommandReceived { tag } => {
+                let refusal = Status::no(Some(tag), None, "IDLE is not available yet; poll with NOOP");
+                if let Ok(status) = refusal {
+                    let _ = server.idle_reject(status);
+                }
+            }
+            Event::IdleDoneReceived => {}
+        }
+    }
+
+    async fn dispatch(&mut self, command: Command<'static>) -> Outcome {
+        let logged_in = self.login.is_some();
+        let selected = self.selected.is_some();
+        match command.body {
+            CommandBody::Capability => commands::capability(self),
+            CommandBody::Noop => commands::select::noop(self).await,
+            CommandBody::Logout => commands::logout(self),
+            CommandBody::Login { username, password } if !logged_in => {
+                commands::authenticate::login(self, username, password).await
+            }
+            CommandBody::Login { .. } => Outcome::bad("Already logged in"),
+            _ if !logged_in => Outcome::bad("Log in first (LOGIN or AUTHENTICATE PLAIN)"),
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => commands::list::list(self, reference, mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => commands::list::list(self, reference, mailbox_wildcard, true).await,
+            CommandBody::Select { mailbox, .. } => {
+                commands::select::select(self, mailbox, false).await
+            }
+            CommandBody::Examine { mailbox, .. } => {
+                commands::select::select(self, mailbox, true).await
+            }
+            CommandBody::Close if selected => commands::select::close(self),
+            CommandBody::Unselect if selected => commands::select::close(self),
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } if selected => commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid).await,
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } if selected => commands::store::store(self, sequence_set, kind, response, flags, uid).await,
+            CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Check
+                if !selected =>
+            {
+                Outcome::bad("No mailbox selected")
+            }
+            other => Outcome::no(format!(
+                "{} is not supported by this bridge yet",
+                other.name()
+            )),
+        }
+    }
+
+    /// Queues the untagged data a command produced, then its tagged status.
+    fn finish(&mut self, server: &mut Server, tag: Tag<'static>, outcome: Outcome) {
+        for untagged in self.pending.drain(..) {
+            match untagged {
+                Untagged::Data(data) => server.enqueue_data(data),
+                Untagged::Status(status) => server.enqueue_status(status),
+            };
+        }
+        if self.logout {
+            if let Ok(bye) = Status::bye(None, "graphbridge logging out") {
+                server.enqueue_status(bye);
+            }
+        }
+        server.enqueue_status(outcome.into_status(tag));
+    }
+
+    fn finish_authenticate(&mut self, server: &mut Server, step: commands::authenticate::Step) {
+        match step {
+            commands::authenticate::Step::Continue(request) => {
+                let _ = server.authenticate_continue(request);
+            }
+            commands::authenticate::Step::Done(tag, outcome) => {
+                let _ = server.authenticate_finish(outcome.into_status(tag));
+            }
+        }
+    }
+
+    /// A line imap-codec could not parse: answer BAD (tagged when a tag can be made out) and
+    /// keep the session.
+    fn reject_malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
+        use imap_next::server::Error;
+        let (bytes, text) = match &error {
+            Error::ExpectedCrlfGotLf { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "Lines must end with CRLF")
+            }
+            Error::MalformedMessage { discarded_bytes } => (
+                discarded_bytes.declassify().to_vec(),
+                "Unknown command or invalid arguments",
+            ),
+            // imap-next already answered the tagged BAD for a refused literal.
+            Error::LiteralTooLong { .. } => return,
+            Error::CommandTooLong { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "Command line too long")
+            }
+        };
+        let tag = bytes
+            .split(|b| *b == b' ')
+            .next()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| Tag::try_from(t.to_string()).ok());
+        let code = matches!(error, Error::CommandTooLong { .. })
+            .then(|| Code::Other(imap_next::imap_types::response::CodeOther::unvalidated(&b"TOOBIG"[..])));
+        let text = Text::try_from(text).unwrap_or_else(|_| Text::unvalidated("Bad command"));
+        let Ok(status) = Status::bad(tag, code, text);
+        server.enqueue_status(status.into_static());
+    }
+}
+
+use imap_next::imap_types::IntoStatic;
