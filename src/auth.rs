@@ -78,10 +78,10 @@ pub async fn authenticate(
     let store = store.clone();
     // Argon2 is deliberately slow: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        store.call_blocking(|conn| Ok(check(conn, &user_name, &password, address.as_deref())))
+        store.call_blocking(|conn| check(conn, &user_name, &password, address.as_deref()))
     })
     .await
-    .map_err(|_| AuthError::Store(StoreError::WorkerGone))??
+    .map_err(|_| AuthError::Store(StoreError::WorkerGone))?
 }
 
 fn check(

@@ -1,3 +1,335 @@
-fn main() {
-    println!("graphbridge");
+//! The `graphbridge` command.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use graphbridge::admin::core as admin;
+use graphbridge::app::{self, Listeners};
+use graphbridge::bridge::Bridge;
+use graphbridge::config::Config;
+use graphbridge::demo::{self, DemoOptions};
+use graphbridge::emulator::{Emulator, EmulatorArgs};
+use graphbridge::mailstore::{accounts, Store};
+use graphbridge::secrets::SecretBox;
+
+#[derive(Parser)]
+#[command(name = "graphbridge", version, about = "IMAP and SMTP in front of Microsoft 365 mailboxes, through Microsoft Graph")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridge against the built-in Graph emulator with demo mailboxes.
+    #[command(after_help = "Every flag of `graphbridge emulator` is accepted here with a `graph-` prefix,\n\
+        e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite.")]
+    Demo(DemoArgs),
+    /// Run the Graph emulator alone.
+    Emulator(EmulatorArgs),
+    /// Run the bridge with a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage bridge users.
+    User {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage imported Microsoft 365 mailboxes.
+    Mailbox {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value_t = 1143)]
+    imap_port: u16,
+    #[arg(long, default_value_t = 1587)]
+    smtp_port: u16,
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// Keep the demo's state here (reused when it exists); default: a fresh temporary folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Seconds between delta polls.
+    #[arg(long, default_value_t = 10)]
+    poll_interval_secs: u64,
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// Configuration file (default: built-in defaults, data in ./graphbridge-data).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from a prompt or, with --password-stdin, from stdin.
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum MailboxCommand {
+    /// Import a Microsoft 365 mailbox by address, or an alias mailbox of an imported one.
+    Import {
+        address: String,
+        #[arg(long)]
+        alias_of: Option<String>,
+    },
+    /// Assign a user to a mailbox; --main makes them its main user.
+    Assign {
+        address: String,
+        user: String,
+        #[arg(long)]
+        main: bool,
+    },
+    /// List imported mailboxes with their sign-in state.
+    List,
+    /// Sign a mailbox in with Microsoft (device code flow).
+    Signin { address: String },
+}
+
+/// Emulator flags given to `demo` with the `graph-` prefix.
+#[derive(Parser)]
+struct DemoGraphArgs {
+    #[command(flatten)]
+    emulator: EmulatorArgs,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    graphbridge::tls::install_crypto_provider();
+    let (argv, graph_args) = split_graph_args(std::env::args().collect());
+    let cli = Cli::parse_from(argv);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, graph_args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Takes `--graph-*` flags (and their values) out of a `demo` command line, as emulator flags.
+fn split_graph_args(argv: Vec<String>) -> (Vec<String>, Vec<String>) {
+    if argv.get(1).map(String::as_str) != Some("demo") {
+        return (argv, Vec::new());
+    }
+    let mut rest = Vec::new();
+    let mut graph = vec!["graphbridge demo".to_string()];
+    let mut args = argv.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix("--graph-") {
+            Some(flag) => {
+                graph.push(format!("--{flag}"));
+                let takes_value = !flag.contains('=')
+                    && args.peek().is_some_and(|next| !next.starts_with("--"));
+                if takes_value {
+                    graph.extend(args.next());
+                }
+            }
+            None => rest.push(arg),
+        }
+    }
+    (rest, graph)
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+async fn run(cli: Cli, graph_args: Vec<String>) -> Result<(), AnyError> {
+    match cli.command {
+        Command::Demo(args) => run_demo(args, graph_args).await,
+        Command::Emulator(args) => run_emulator(args).await,
+        Command::Serve { config } => serve(Config::load(&config)?).await,
+        Command::User { config, command } => user(load(config)?, command),
+        Command::Mailbox { config, command } => mailbox(load(config)?, command).await,
+    }
+}
+
+fn load(arg: ConfigArg) -> Result<Config, AnyError> {
+    Ok(match arg.config {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
+    })
+}
+
+async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyError> {
+    let graph = DemoGraphArgs::try_parse_from(graph_args)?;
+    let options = DemoOptions {
+        imap_port: args.imap_port,
+        smtp_port: args.smtp_port,
+        http_port: args.http_port,
+        emulator: demo::demo_emulator_args(graph.emulator),
+        data_dir: args.data_dir,
+        poll_interval_secs: args.poll_interval_secs,
+    };
+    let running = demo::start(options).await?;
+    println!("graphbridge demo is running (Ctrl-C stops it)");
+    println!("  IMAP      {}   (no TLS)", running.running.imap);
+    println!("  SMTP      {}   (submission, no TLS)", running.running.smtp);
+    println!("  HTTP      http://{}/", running.running.http);
+    println!("  Graph     http://{}/v1.0   (emulator)", running.graph);
+    println!("  data      {}", running.data_dir.display());
+    println!("  login     {} / {}", demo::DEMO_USER, demo::DEMO_PASSWORD);
+    println!(
+        "  mailboxes {} (personal), {} (alias, under Shared/{}/)",
+        demo::DEMO_MAILBOX,
+        demo::DEMO_ALIAS,
+        demo::DEMO_ALIAS
+    );
+    app::shutdown_signal().await;
+    println!("stopping");
+    running.stop().await;
+    Ok(())
+}
+
+async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
+    let emulator = Emulator::new(&args)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!("Graph emulator on http://{}/v1.0", listener.local_addr()?);
+    emulator.serve(listener, app::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Store, AnyError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(Store::open(&config.database_path())?)
+}
+
+async fn serve(config: Config) -> Result<(), AnyError> {
+    if config.graph.client_id.is_empty() {
+        return Err("graph.client_id is not set in the configuration: register an app in Microsoft Entra (see README)".into());
+    }
+    let store = open_store(&config)?;
+    let secrets = SecretBox::load_or_create(&config.data_dir)?;
+    let listeners = Listeners::bind(&config).await?;
+    let bridge = Bridge::new(config, store, secrets)?;
+    let running = app::start(bridge, listeners).await?;
+    println!(
+        "graphbridge: IMAP {}, SMTP {}, HTTP {}",
+        running.imap, running.smtp, running.http
+    );
+    app::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+fn user(config: Config, command: UserCommand) -> Result<(), AnyError> {
+    let store = open_store(&config)?;
+    match command {
+        UserCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            admin::add_user(&store, &name, &password)?;
+            println!("user {name} added");
+        }
+        UserCommand::List => {
+            for user in store.call_blocking(|c| accounts::list_users(c))? {
+                println!("{}", user.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> Result<String, AnyError> {
+    let mut password = String::new();
+    if from_stdin {
+        std::io::stdin().read_to_string(&mut password)?;
+    } else {
+        eprint!("Password: ");
+        std::io::stdin().read_line(&mut password)?;
+    }
+    Ok(password.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn mailbox(config: Config, command: MailboxCommand) -> Result<(), AnyError> {
+    let store = open_store(&config)?;
+    match command {
+        MailboxCommand::Import { address, alias_of } => {
+            admin::import_mailbox(&store, &address, alias_of.as_deref())?;
+            println!("mailbox {address} imported; assign users, then run `graphbridge mailbox signin {address}`");
+            println!("note: once signed in, every assigned user can read this mailbox, even without access to the Microsoft account");
+        }
+        MailboxCommand::Assign {
+            address,
+            user,
+            main,
+        } => {
+            admin::assign(&store, &address, &user, main)?;
+            println!("{user} assigned to {address}");
+        }
+        MailboxCommand::List => {
+            println!("{:<40} {:<14} {:<14} users", "MAILBOX", "KIND", "SIGN-IN");
+            let users = store.call_blocking(|c| accounts::list_users(c))?;
+            for m in store.call_blocking(|c| accounts::list_mailboxes(c))? {
+                let assigned = store.call_blocking(|c| accounts::assignments_of_mailbox(c, m.id))?;
+                let names: Vec<String> = assigned
+                    .iter()
+                    .filter_map(|a| {
+                        let user = users.iter().find(|u| u.id == a.user_id)?;
+                        Some(if a.is_main { format!("{} (main)", user.name) } else { user.name.clone() })
+                    })
+                    .collect();
+                let kind = if m.alias_of.is_some() { "alias" } else { "Microsoft 365" };
+                println!("{:<40} {:<14} {:<14} {}", m.address, kind, m.signin_state.as_str(), names.join(", "));
+            }
+        }
+        MailboxCommand::Signin { address } => {
+            let record = admin::mailbox(&store, &address)?;
+            if let Some(primary) = record.alias_of {
+                let primary = store.call_blocking(|c| accounts::mailbox_by_id(c, primary))?;
+                return Err(format!("{address} is an alias mailbox: sign in {} instead", primary.address).into());
+            }
+            if config.graph.client_id.is_empty() {
+                return Err("graph.client_id is not set in the configuration".into());
+            }
+            let secrets = SecretBox::load_or_create(&config.data_dir)?;
+            let bridge = Bridge::new(config, store, secrets)?;
+            bridge
+                .signin_device_code(record.id, |code| {
+                    match &code.message {
+                        Some(message) => println!("{message}"),
+                        None => println!("Open {} and enter the code {}", code.verification_uri, code.user_code),
+                    }
+                    println!("Sign in as {address}. Waiting…");
+                })
+                .await?;
+            println!("{address} is signed in");
+        }
+    }
+    Ok(())
 }

@@ -53,6 +53,7 @@ impl GraphError {
 
 /// Builds the HTTP client used for Graph and sign-in.
 pub fn http_client() -> Result<reqwest::Client, GraphError> {
+    crate::tls::install_crypto_provider();
     Ok(reqwest::Client::builder()
         .user_agent(concat!("graphbridge/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(15))

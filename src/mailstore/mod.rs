@@ -76,10 +76,7 @@ impl Store {
     }
 
     /// Runs `f` on the calling thread; for the CLI and for code already off the async runtime.
-    pub fn call_blocking<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    pub fn call_blocking<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
         let mut guard = self
             .conn
             .lock()

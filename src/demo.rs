@@ -1,0 +1,192 @@
+//! `graphbridge demo`: the Graph emulator with the demo tenant, and the bridge in front of it,
+//! in one process. Used by people trying the bridge and by the integration tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::admin::core::{self as admin, AdminError};
+use crate::app::{self, Listeners, Running};
+use crate::bridge::{Bridge, BridgeError};
+use crate::config::Config;
+use crate::emulator::{Emulator, EmulatorArgs, EmulatorError};
+use crate::mailstore::{accounts, SigninState, Store, StoreError};
+use crate::secrets::{SecretBox, SecretError};
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo";
+pub const DEMO_MAILBOX: &str = "sales@contoso.test";
+pub const DEMO_ALIAS: &str = "info@contoso.test";
+/// Any client id works against the emulator; this one names the demo in its logs.
+const DEMO_CLIENT_ID: &str = "graphbridge-demo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+}
+
+/// Where the demo listens; port 0 picks a free port (the tests use that).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub imap_port: u16,
+    pub smtp_port: u16,
+    pub http_port: u16,
+    /// The emulator's flags; its `port` is the Graph port.
+    pub emulator: EmulatorArgs,
+    /// None: a fresh temporary folder, removed when the demo stops.
+    pub data_dir: Option<PathBuf>,
+    pub poll_interval_secs: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            imap_port: 1143,
+            smtp_port: 1587,
+            http_port: 8080,
+            emulator: demo_emulator_args(EmulatorArgs::default()),
+            data_dir: None,
+            poll_interval_secs: 10,
+        }
+    }
+}
+
+/// The emulator flags the demo needs unless the caller set them: the demo fixtures and
+/// automatic consent as the demo mailbox.
+pub fn demo_emulator_args(mut args: EmulatorArgs) -> EmulatorArgs {
+    if args.fixtures.is_none() {
+        args.fixtures = Some(default_fixtures());
+    }
+    if args.auto_consent.is_none() {
+        args.auto_consent = Some(DEMO_MAILBOX.to_string());
+    }
+    args
+}
+
+/// `fixtures/demo` of this source tree.
+pub fn default_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("demo")
+}
+
+pub struct Demo {
+    pub running: Running,
+    pub graph: SocketAddr,
+    pub data_dir: PathBuf,
+    pub emulator: Emulator,
+    stop_emulator: oneshot::Sender<()>,
+    emulator_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Demo {
+    pub async fn stop(self) {
+        self.running.stop().await;
+        let _ = self.stop_emulator.send(());
+        let _ = self.emulator_task.await;
+    }
+}
+
+pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
+    let emulator = Emulator::new(&options.emulator)?;
+    let graph_listener = TcpListener::bind(("127.0.0.1", options.emulator.port)).await?;
+    let graph = graph_listener.local_addr()?;
+    let (stop_emulator, stopped) = oneshot::channel::<()>();
+    let emulator_task = tokio::spawn(emulator.clone().serve(graph_listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let (data_dir, temp) = match &options.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            (dir.clone(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new().prefix("graphbridge-demo-").tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let config = demo_config(&options, graph, &data_dir);
+    let listeners = Listeners::bind(&config).await?;
+    let store = Store::open(&config.database_path())?;
+    let secrets = SecretBox::load_or_create(&data_dir)?;
+    provision(&store)?;
+    let bridge = Bridge::new(config, store, secrets)?;
+    sign_in_demo_mailbox(&bridge).await?;
+    let running = app::start(bridge, listeners).await?;
+    Ok(Demo {
+        running,
+        graph,
+        data_dir,
+        emulator,
+        stop_emulator,
+        emulator_task,
+        _temp: temp,
+    })
+}
+
+fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.imap.listen = SocketAddr::from(([127, 0, 0, 1], options.imap_port));
+    config.smtp.listen = SocketAddr::from(([127, 0, 0, 1], options.smtp_port));
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], options.http_port));
+    config.graph.base_url = format!("http://{graph}/v1.0");
+    config.graph.login_url = format!("http://{graph}");
+    config.graph.client_id = DEMO_CLIENT_ID.to_string();
+    config.sync.poll_interval_secs = options.poll_interval_secs;
+    config
+}
+
+/// The demo user, the demo mailbox and its alias; skipped for what an earlier run created.
+fn provision(store: &Store) -> Result<(), DemoError> {
+    if store
+        .call_blocking(|c| accounts::user_by_name(c, DEMO_USER))?
+        .is_none()
+    {
+        admin::add_user(store, DEMO_USER, DEMO_PASSWORD)?;
+    }
+    for (address, alias_of) in [(DEMO_MAILBOX, None), (DEMO_ALIAS, Some(DEMO_MAILBOX))] {
+        if store
+            .call_blocking(|c| accounts::mailbox_by_address(c, address))?
+            .is_none()
+        {
+            admin::import_mailbox(store, address, alias_of)?;
+        }
+        admin::assign(store, address, DEMO_USER, true)?;
+    }
+    Ok(())
+}
+
+/// Signs the demo mailbox in with the device code flow; the emulator approves at once.
+async fn sign_in_demo_mailbox(bridge: &Arc<Bridge>) -> Result<(), DemoError> {
+    let mailbox = admin::mailbox(&bridge.store, DEMO_MAILBOX)?;
+    if mailbox.signin_state == SigninState::SignedIn {
+        return Ok(());
+    }
+    bridge
+        .signin_device_code(mailbox.id, |code| {
+            tracing::info!(
+                "demo sign-in: {} code {} (approved automatically by the emulator)",
+                code.verification_uri,
+                code.user_code
+            );
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! One SMTP connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::{Error as ParseError, Request, AUTH_LOGIN, AUTH_PLAIN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::auth::{self, AuthError, Login};
+use crate::bridge::Bridge;
+use crate::submission::{self, Envelope, SubmitError};
+
+/// RFC 5321 4.5.3.2: the server should wait at least 5 minutes for the next command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const FAILURE_DELAY: Duration = Duration::from_millis(500);
+/// Most recipients one transaction takes (RFC 5321 asks servers to take at least 100).
+const MAX_RECIPIENTS: usize = 100;
+
+enum Phase {
+    Command,
+    /// Receiving DATA; `None` once the message grew past the size limit (then discarded).
+    Data(DataReceiver),
+    Discard(DummyDataReceiver),
+    /// AUTH PLAIN without initial response: waiting for the base64 line.
+    AuthPlain,
+    AuthLoginUser,
+    AuthLoginPassword(String),
+}
+
+struct Session {
+    bridge: Arc<Bridge>,
+    peer: SocketAddr,
+    helo: bool,
+    login: Option<Login>,
+    mail_from: Option<String>,
+    recipients: Vec<String>,
+    message: Vec<u8>,
+    out: Vec<u8>,
+    quit: bool,
+}
+
+pub async fn run(bridge: Arc<Bridge>, mut tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+    let mut session = Session {
+        bridge,
+        peer,
+        helo: false,
+        login: None,
+        mail_from: None,
+        recipients: Vec::new(),
+        message: Vec::new(),
+        out: Vec::new(),
+        quit: false,
+    };
+    tcp.write_all(b"220 graphbridge ESMTP submission ready\r\n").await?;
+    let mut receiver = RequestReceiver::default();
+    let mut phase = Phase::Command;
+    let mut line = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match tokio::time::timeout(COMMAND_TIMEOUT, tcp.read(&mut buf)).await {
+            Ok(read) => read?,
+            Err(_) => {
+                tcp.write_all(b"421 4.4.2 Idle for too long, closing\r\n").await?;
+                return Ok(());
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let mut bytes = buf[..n].iter();
+        while !bytes.as_slice().is_empty() {
+            phase = session
+                .step(phase, &mut receiver, &mut bytes, &mut line)
+                .await;
+            if !session.out.is_empty() {
+                tcp.write_all(&session.out).await?;
+                session.out.clear();
+            }
+            if session.quit {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Session {
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn reset(&mut self) {
+        self.mail_from = None;
+        self.recipients.clear();
+        self.message.clear();
+    }
+
+    /// Consumes as much of `bytes` as the current phase takes and returns the next phase.
+    async fn step(
+        &mut self,
+        phase: Phase,
+        receiver: &mut RequestReceiver,
+        bytes: &mut std::slice::Iter<'_, u8>,
+        line: &mut Vec<u8>,
+    ) -> Phase {
+        match phase {
+            Phase::Command => match receiver.ingest(bytes) {
+                Ok(request) => {
+                    let request = request.into_owned();
+                    self.command(request).await
+                }
+                Err(ParseError::NeedsMoreData { .. }) => Phase::Command,
+                Err(e) => {
+                    self.syntax_error(e);
+                    Phase::Command
+                }
+            },
+            Phase::Data(mut data) => {
+                let limit = self.bridge.config.smtp.max_message_bytes;
+                let done = data.ingest(bytes, &mut self.message);
+                if done {
+                    self.finish_data().await;
+                    Phase::Command
+                } else if self.message.len() > limit {
+                    self.message.clear();
+                    Phase::Discard(DummyDataReceiver::new_data(&data))
+                } else {
+                    Phase::Data(data)
+                }
+            }
+            Phase::Discard(mut dummy) => {
+                if dummy.ingest(bytes) {
+                    let limit = self.bridge.config.smtp.max_message_bytes;
+                    self.reply(&format!(
+                        "552 5.3.4 Message exceeds the limit of {limit} bytes"
+                    ));
+                    self.reset();
+                    Phase::Command
+                } else {
+                    Phase::Discard(dummy)
+                }
+            }
+            Phase::AuthPlain | Phase::AuthLoginUser | Phase::AuthLoginPassword(_) => {
+                let Some(text) = take_line(bytes, line) else {
+                    return phase;
+                };
+                self.auth_continue(phase, &text).await
+            }
+        }
+    }
+
+    fn syntax_error(&mut self, error: ParseError) {
+        let text = match error {
+            ParseError::UnknownCommand => "500 5.5.1 Unknown command".to_string(),
+            ParseError::ResponseTooLong => "500 5.5.2 Line too long".to_string(),
+            ParseError::InvalidSenderAddress => "501 5.1.7 Invalid sender address".to_string(),
+            ParseError::InvalidRecipientAddress => {
+                "501 5.1.3 Invalid recipient address".to_string()
+            }
+            ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
+            ParseError::InvalidParameter { param } => {
+                format!("501 5.5.4 Invalid parameter {param}")
+            }
+            ParseError::UnsupportedParameter { param } => {
+                format!("555 5.5.4 Unsupported parameter {param}")
+            }
+            _ => "500 5.5.2 Syntax error".to_string(),
+        };
+        self.reply(&text);
+    }
+
+    async fn command(&mut self, request: Request<String>) -> Phase {
+        match request {
+            Request::Ehlo { host } => {
+                self.helo = true;
+                self.reset();
+                let limit = self.bridge.config.smtp.max_message_bytes;
+                self.reply(&format!("250-graphbridge greets {host}"));
+                self.reply(&format!("250-SIZE {limit}"));
+                self.reply("250-8BITMIME");
+                self.reply("250-ENHANCEDSTATUSCODES");
+                self.reply("250-PIPELINING");
+                self.reply("250 AUTH PLAIN LOGIN");
+            }
+            Request::Helo { host } => {
+                self.helo = true;
+                self.reset();
+                self.reply(&format!("250 graphbridge greets {host}"));
+            }
+            Request::Lhlo { .. } => self.reply("500 5.5.1 This is a submission server, not LMTP"),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth_start(mechanism, initial_response).await,
+            Request::Mail { from } => self.mail(from.address),
+            Request::Rcpt { to } => self.rcpt(to.address),
+            Request::Data => return self.data(),
+            Request::Bdat { .. } => self.reply("502 5.5.1 BDAT (CHUNKING) is not supported yet"),
+            Request::Rset => {
+                self.reset();
+                self.reply("250 2.0.0 Reset");
+            }
+            Request::Noop { .. } => self.reply("250 2.0.0 OK"),
+            Request::Quit => {
+                self.reply("221 2.0.0 Bye");
+                self.quit = true;
+            }
+            Request::StartTls => self.reply("502 5.5.1 STARTTLS is not available yet"),
+            Request::Vrfy { .. } | Request::Expn { .. } => {
+                self.reply("252 2.5.2 Cannot verify; send and see")
+            }
+            Request::Help { .. } => self.reply("214 2.0.0 See RFC 6409"),
+            _ => self.reply("502 5.5.1 Command not implemented"),
+        }
+        Phase::Command
+    }
+
+    fn mail(&mut self, from: String) {
+        if self.login.is_none() {
+            return self.reply("530 5.7.0 Authentication required");
+        }
+        if !self.helo {
+            return self.reply("503 5.5.1 Say EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return self.reply("503 5.5.1 MAIL already given");
+        }
+        self.mail_from = Some(from);
+        self.reply("250 2.1.0 Sender OK");
+    }
+
+    fn rcpt(&mut self, to: String) {
+        if self.mail_from.is_none() {
+            return self.reply("503 5.5.1 MAIL first");
+        }
+        if self.recipients.len() >= MAX_RECIPIENTS {
+            return self.reply("452 4.5.3 Too many recipients");
+        }
+        if !self.recipients.iter().any(|r| r.eq_ignore_ascii_case(&to)) {
+            self.recipients.push(to);
+        }
+        self.reply("250 2.1.5 Recipient OK");
+    }
+
+    fn data(&mut self) -> Phase {
+        if self.mail_from.is_none() {
+            self.reply("503 5.5.1 MAIL first");
+            return Phase::Command;
+        }
+        if self.recipients.is_empty() {
+            self.reply("554 5.5.1 No valid recipients");
+            return Phase::Command;
+        }
+        self.message.clear();
+        self.reply("354 Go ahead, end with <CRLF>.<CRLF>");
+        Phase::Data(DataReceiver::new())
+    }
+
+    async fn finish_data(&mut self) {
+        let (Some(login), Some(mail_from)) = (self.login.clone(), self.mail_from.clone()) else {
+            self.reply("503 5.5.1 MAIL first");
+            return;
+        };
+        let envelope = Envelope {
+            mail_from,
+            recipients: self.recipients.clone(),
+        };
+        let message = std::mem::take(&mut self.message);
+        let result = submission::submit(&self.bridge, &login, &envelope, &message).await;
+        self.reset();
+        match result {
+            Ok(id) => self.reply(&format!("250 2.0.0 Queued as {id}")),
+            Err(e @ SubmitError::NotAllowedSender { .. }) => self.reply(&format!("550 5.7.1 {e}")),
+            Err(e @ (SubmitError::NoFrom | SubmitError::Unparseable)) => {
+                self.reply(&format!("550 5.6.0 {e}"))
+            }
+            Err(SubmitError::Store(e)) => {
+                tracing::error!(error = %e, "cannot queue a message");
+                self.reply("451 4.3.0 Cannot queue the message now, try again")
+            }
+        }
+    }
+
+    async fn auth_start(&mut self, mechanism: u64, initial: String) -> Phase {
+        if self.login.is_some() {
+            self.reply("503 5.5.1 Already authenticated");
+            return Phase::Command;
+        }
+        match mechanism {
+            AUTH_PLAIN if initial.is_empty() => {
+                self.reply("334 ");
+                Phase::AuthPlain
+            }
+            AUTH_PLAIN => self.auth_continue(Phase::AuthPlain, &initial).await,
+            AUTH_LOGIN if initial.is_empty() => {
+                self.reply("334 VXNlcm5hbWU6");
+                Phase::AuthLoginUser
+            }
+            AUTH_LOGIN => self.auth_continue(Phase::AuthLoginUser, &initial).await,
+            _ => {
+                self.reply("504 5.5.4 Unrecognized authentication mechanism");
+                Phase::Command
+            }
+        }
+    }
+
+    async fn auth_continue(&mut self, phase: Phase, text: &str) -> Phase {
+        if text == "*" {
+            self.reply("501 5.0.0 Authentication cancelled");
+            return Phase::Command;
+        }
+        let Ok(decoded) = auth::decode_base64(text) else {
+            self.reply("501 5.5.2 Invalid base64");
+            return Phase::Command;
+        };
+        match phase {
+            Phase::AuthPlain => match auth::decode_sasl_plain(&decoded) {
+                Ok(plain) => {
+                    self.finish_auth(&plain.authcid, &plain.password, plain.authzid.as_deref())
+                        .await
+                }
+                Err(_) => self.reply("501 5.5.2 Malformed PLAIN response"),
+            },
+            Phase::AuthLoginUser => {
+                self.reply("334 UGFzc3dvcmQ6");
+                return Phase::AuthLoginPassword(String::from_utf8_lossy(&decoded).into_owned());
+            }
+            Phase::AuthLoginPassword(user) => {
+                let password = String::from_utf8_lossy(&decoded).into_owned();
+                self.finish_auth(&user, &password, None).await
+            }
+            _ => self.reply("503 5.5.1 No authentication in progress"),
+        }
+        Phase::Command
+    }
+
+    async fn finish_auth(&mut self, user: &str, password: &str, authzid: Option<&str>) {
+        match auth::authenticate(&self.bridge.store, user, password, authzid).await {
+            Ok(login) => {
+                self.login = Some(login);
+                self.reply("235 2.7.0 Authentication successful");
+            }
+            Err(AuthError::BadCredentials) | Err(AuthError::Malformed) => {
+                tracing::info!(peer = %self.peer, user, "SMTP login failed");
+                tokio::time::sleep(FAILURE_DELAY).await;
+                self.reply("535 5.7.8 Invalid user name or password");
+            }
+            Err(e @ (AuthError::NotAssigned { .. } | AuthError::NoMailbox(_))) => {
+                self.reply(&format!("535 5.7.8 {e}"))
+            }
+            Err(AuthError::Store(e)) => {
+                tracing::error!(error = %e, "store failed during login");
+                self.reply("454 4.7.0 Temporary authentication failure");
+            }
+        }
+    }
+}
+
+/// Takes one CRLF- (or LF-) terminated line from `bytes`, buffering partial lines in `line`.
+fn take_line(bytes: &mut std::slice::Iter<'_, u8>, line: &mut Vec<u8>) -> Option<String> {
+    for &b in bytes.by_ref() {
+        if b == b'\n' {
+            let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
+            line.clear();
+            return Some(text);
+        }
+        if line.len() < 16 * 1024 {
+            line.push(b);
+        }
+    }
+    None
+}
