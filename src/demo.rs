@@ -82,60 +82,86 @@ pub fn default_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("demo")
 }
 
+/// The emulated Microsoft 365 tenant, serving on loopback.
+pub struct RunningEmulator {
+    pub addr: SocketAddr,
+    pub emulator: Emulator,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningEmulator {
+    pub async fn start(args: &EmulatorArgs) -> Result<RunningEmulator, DemoError> {
+        let emulator = Emulator::new(args)?;
+        let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(emulator.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningEmulator {
+            addr,
+            emulator,
+            stop,
+            task,
+        })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The demo: the emulator and the bridge in front of it.
 pub struct Demo {
     pub running: Running,
-    pub graph: SocketAddr,
+    pub graph: RunningEmulator,
     pub data_dir: PathBuf,
-    pub emulator: Emulator,
-    stop_emulator: oneshot::Sender<()>,
-    emulator_task: tokio::task::JoinHandle<std::io::Result<()>>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl Demo {
     pub async fn stop(self) {
         self.running.stop().await;
-        let _ = self.stop_emulator.send(());
-        let _ = self.emulator_task.await;
+        self.graph.stop().await;
     }
 }
 
 pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
-    let emulator = Emulator::new(&options.emulator)?;
-    let graph_listener = TcpListener::bind(("127.0.0.1", options.emulator.port)).await?;
-    let graph = graph_listener.local_addr()?;
-    let (stop_emulator, stopped) = oneshot::channel::<()>();
-    let emulator_task = tokio::spawn(emulator.clone().serve(graph_listener, async move {
-        let _ = stopped.await;
-    }));
-
+    let graph = RunningEmulator::start(&options.emulator).await?;
     let (data_dir, temp) = match &options.data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            (dir.clone(), None)
-        }
+        Some(dir) => (dir.clone(), None),
         None => {
             let temp = tempfile::Builder::new().prefix("graphbridge-demo-").tempdir()?;
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    let config = demo_config(&options, graph, &data_dir);
-    let listeners = Listeners::bind(&config).await?;
-    let store = Store::open(&config.database_path())?;
-    let secrets = SecretBox::load_or_create(&data_dir)?;
-    provision(&store)?;
-    let bridge = Bridge::new(config, store, secrets)?;
-    sign_in_demo_mailbox(&bridge).await?;
-    let running = app::start(bridge, listeners).await?;
+    let running = start_bridge(&options, graph.addr, &data_dir).await?;
     Ok(Demo {
         running,
         graph,
         data_dir,
-        emulator,
-        stop_emulator,
-        emulator_task,
         _temp: temp,
     })
+}
+
+/// Starts the bridge alone against an emulator at `graph`, provisioning the demo user and
+/// mailboxes and signing in on first use of `data_dir`.
+pub async fn start_bridge(
+    options: &DemoOptions,
+    graph: SocketAddr,
+    data_dir: &Path,
+) -> Result<Running, DemoError> {
+    std::fs::create_dir_all(data_dir)?;
+    let config = demo_config(options, graph, data_dir);
+    let listeners = Listeners::bind(&config).await?;
+    let store = Store::open(&config.database_path())?;
+    let secrets = SecretBox::load_or_create(data_dir)?;
+    provision(&store)?;
+    let bridge = Bridge::new(config, store, secrets)?;
+    sign_in_demo_mailbox(&bridge).await?;
+    Ok(app::start(bridge, listeners).await?)
 }
 
 fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Config {

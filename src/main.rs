@@ -199,7 +199,7 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     println!("  IMAP      {}   (no TLS)", running.running.imap);
     println!("  SMTP      {}   (submission, no TLS)", running.running.smtp);
     println!("  HTTP      http://{}/", running.running.http);
-    println!("  Graph     http://{}/v1.0   (emulator)", running.graph);
+    println!("  Graph     http://{}/v1.0   (emulator)", running.graph.addr);
     println!("  data      {}", running.data_dir.display());
     println!("  login     {} / {}", demo::DEMO_USER, demo::DEMO_PASSWORD);
     println!(

@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: an in-process demo on free ports, and a small
+//! raw-IMAP client that sends a command and reads up to its tagged response.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use graphbridge::demo::{self, Demo, DemoOptions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Starts the demo (emulator + bridge) on free loopback ports.
+pub async fn start_demo(data_dir: Option<std::path::PathBuf>) -> Demo {
+    let mut options = DemoOptions {
+        imap_port: 0,
+        smtp_port: 0,
+        http_port: 0,
+        data_dir,
+        poll_interval_secs: 1,
+        ..DemoOptions::default()
+    };
+    options.emulator.port = 0;
+    demo::start(options).await.expect("demo starts")
+}
+
+/// One response of the server, with literals inlined.
+pub struct Reply {
+    /// Untagged responses and continuation requests, in order.
+    pub untagged: Vec<String>,
+    /// The tagged status line, without the tag.
+    pub status: String,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        self.status.starts_with("OK")
+    }
+
+    pub fn assert_ok(&self) -> &Reply {
+        assert!(self.ok(), "expected OK, got {}\n{:#?}", self.status, self.untagged);
+        self
+    }
+
+    pub fn find(&self, needle: &str) -> Option<&String> {
+        self.untagged.iter().find(|l| l.contains(needle))
+    }
+}
+
+pub struct Imap {
+    reader: BufReader<TcpStream>,
+    next_tag: u32,
+    pub greeting: String,
+}
+
+impl Imap {
+    pub async fn connect(addr: SocketAddr) -> Imap {
+        let stream = TcpStream::connect(addr).await.expect("connect to IMAP");
+        let mut reader = BufReader::new(stream);
+        let greeting = read_response(&mut reader).await;
+        Imap {
+            reader,
+            next_tag: 1,
+            greeting,
+        }
+    }
+
+    pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Imap {
+        let mut imap = Imap::connect(addr).await;
+        imap.cmd(&format!("LOGIN {user} {password}")).await.assert_ok();
+        imap
+    }
+
+    /// Sends `command` with a fresh tag and reads every response up to its tagged status.
+    pub async fn cmd(&mut self, command: &str) -> Reply {
+        let tag = format!("A{:03}", self.next_tag);
+        self.next_tag += 1;
+        self.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.read_until_tag(&tag).await
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .await
+            .expect("write to IMAP");
+    }
+
+    pub async fn read_until_tag(&mut self, tag: &str) -> Reply {
+        let mut untagged = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), read_response(&mut self.reader))
+                .await
+                .expect("IMAP answered in time");
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return Reply {
+                    untagged,
+                    status: rest.to_string(),
+                };
+            }
+            untagged.push(line);
+        }
+    }
+
+    /// Reads one response (for IDLE tests or continuation requests).
+    pub async fn read_line(&mut self) -> String {
+        read_response(&mut self.reader).await
+    }
+}
+
+/// Reads one response line, with any `{n}` literals inlined (lossy UTF-8).
+async fn read_response(reader: &mut BufReader<TcpStream>) -> String {
+    let mut out = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line).await.expect("read IMAP");
+        assert!(n > 0, "IMAP server closed the connection");
+        let literal = literal_length(&line);
+        out.extend_from_slice(&line);
+        match literal {
+            Some(len) => {
+                let mut data = vec![0u8; len];
+                reader.read_exact(&mut data).await.expect("read literal");
+                out.extend_from_slice(&data);
+            }
+            None => break,
+        }
+    }
+    while out.ends_with(b"\n") || out.ends_with(b"\r") {
+        out.pop();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn literal_length(line: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(line).ok()?.trim_end();
+    let inner = text.strip_suffix('}')?;
+    let open = inner.rfind('{')?;
+    inner[open + 1..].trim_end_matches('+').parse().ok()
+}
+
+/// Polls `check` every 200 ms until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,49 @@
+//! UIDVALIDITY and UIDs survive a restart of the bridge on the same data folder, while
+//! Microsoft 365 (the emulator) keeps running.
+
+mod common;
+
+use common::Imap;
+use graphbridge::demo::{self, DemoOptions, RunningEmulator, DEMO_PASSWORD, DEMO_USER};
+
+async fn uid_state(addr: std::net::SocketAddr) -> (String, Vec<String>) {
+    let mut imap = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
+    let select = imap.cmd("EXAMINE INBOX").await;
+    select.assert_ok();
+    let validity = select
+        .find("[UIDVALIDITY ")
+        .and_then(|l| l.split("[UIDVALIDITY ").nth(1))
+        .and_then(|r| r.split(']').next())
+        .expect("UIDVALIDITY")
+        .to_string();
+    let fetch = imap.cmd("UID FETCH 1:* (UID)").await;
+    fetch.assert_ok();
+    (validity, fetch.untagged.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uids_and_uidvalidity_survive_a_restart() {
+    let mut options = DemoOptions {
+        imap_port: 0,
+        smtp_port: 0,
+        http_port: 0,
+        poll_interval_secs: 1,
+        ..DemoOptions::default()
+    };
+    options.emulator.port = 0;
+    let graph = RunningEmulator::start(&options.emulator).await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let first = demo::start_bridge(&options, graph.addr, dir.path()).await.expect("bridge");
+    let before = uid_state(first.imap).await;
+    first.stop().await;
+
+    let second = demo::start_bridge(&options, graph.addr, dir.path()).await.expect("bridge again");
+    let after = uid_state(second.imap).await;
+    second.stop().await;
+    graph.stop().await;
+
+    assert_ne!(before.0, "1", "UIDVALIDITY comes from the clock, not a counter");
+    assert!(!before.1.is_empty());
+    assert_eq!(before, after);
+}
