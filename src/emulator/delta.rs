@@ -1,0 +1,317 @@
+//! Message delta per folder: `GET /me/mailFolders/{id}/messages/delta`.
+//!
+//! The first round lists the folder; its pages are linked by `$skiptoken`, and the last page
+//! carries a `$deltatoken` meaning "changes after sequence N". Tokens are opaque keys into a
+//! server-side table, so expiring them all (a control endpoint) is clearing that table, and an
+//! unknown token is `410 syncStateNotFound`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::errors::{GraphError, GraphResult};
+use super::graph::{json, Ctx, Perm, Req};
+use super::messages::{parse_select, render, Render};
+use super::state::{FolderKey, Mailbox, MsgKey};
+use super::{extprops, filter, ids, Shared};
+
+/// Page size when the client sends no `Prefer: odata.maxpagesize` *(unverified: Graph's
+/// documentation does not state the default for message delta)*.
+const DEFAULT_PAGE: usize = 10;
+/// Largest page the emulator hands out whatever the client asks *(unverified)*.
+const MAX_PAGE: usize = 1000;
+/// A first round restricted by `$filter=receivedDateTime ge …` returns at most this many items.
+const FILTERED_CAP: usize = 5000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ChangeType {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// Options given on the first call; Graph encodes them into the links.
+#[derive(Clone, Debug, Default)]
+struct Opts {
+    select: Option<Vec<&'static str>>,
+    expand_ext: Option<Vec<String>>,
+    change_type: Option<ChangeType>,
+    top: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Item {
+    Upsert(MsgKey),
+    Removed {
+        rest_id: String,
+        immutable_id: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// A page inside a round: the round's items and where the next page starts.
+    Skip {
+        items: Arc<Vec<Item>>,
+        offset: usize,
+        upto: u64,
+    },
+    /// The end of a round: report changes after `since`.
+    Delta { since: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    mailbox: usize,
+    folder: FolderKey,
+    kind: Kind,
+    opts: Opts,
+}
+
+/// Every live skip and delta token (message and folder delta alike).
+#[derive(Debug, Default)]
+pub struct DeltaStore {
+    tokens: HashMap<String, Cursor>,
+}
+
+impl DeltaStore {
+    /// Forgets every token: the next use of any of them answers `410 syncStateNotFound`.
+    pub fn expire_all(&mut self) -> usize {
+        let n = self.tokens.len();
+        self.tokens.clear();
+        n
+    }
+}
+
+fn parse_opts(req: &Req) -> GraphResult<Opts> {
+    let change_type = match req.q("changeType") {
+        None => None,
+        Some("created") => Some(ChangeType::Created),
+        Some("updated") => Some(ChangeType::Updated),
+        Some("deleted") => Some(ChangeType::Deleted),
+        Some(other) => {
+            return Err(GraphError::bad_request(format!(
+                "Invalid changeType '{other}': expected created, updated or deleted."
+            )))
+        }
+    };
+    let top = match req.q("top") {
+        None => None,
+        Some(t) => Some(
+            t.parse()
+                .map_err(|_| GraphError::bad_request("Invalid $top."))?,
+        ),
+    };
+    Ok(Opts {
+        select: parse_select(req.q("select"))?,
+        expand_ext: extprops::parse_expand(req.q("expand"))?,
+        change_type,
+        top,
+    })
+}
+
+/// The whole folder for a first round, newest first (optionally filtered on receivedDateTime).
+fn initial_items(mb: &Mailbox, folder: FolderKey, since: Option<&filter::Received>) -> Vec<Item> {
+    let Some(f) = mb.folders.get(&folder) else {
+        return Vec::new();
+    };
+    let mut msgs: Vec<(DateTime<Utc>, MsgKey)> = f
+        .messages
+        .iter()
+        .filter_map(|k| mb.messages.get(k))
+        .filter(|m| since.is_none_or(|s| s.matches(m.received)))
+        .map(|m| (m.received, m.key))
+        .collect();
+    msgs.sort_by(|a, b| b.cmp(a));
+    if since.is_some() {
+        msgs.truncate(FILTERED_CAP);
+    }
+    msgs.into_iter().map(|(_, k)| Item::Upsert(k)).collect()
+}
+
+/// What changed in a folder after `since`: tombstones first, then created/updated items.
+fn changes(
+    mb: &Mailbox,
+    folder: FolderKey,
+    since: u64,
+    ct: Option<ChangeType>,
+    immutable: bool,
+) -> Vec<Item> {
+    let mut out = Vec::new();
+    let present: Vec<&super::state::Message> = mb
+        .folders
+        .get(&folder)
+        .map(|f| {
+            f.messages
+                .iter()
+                .filter_map(|k| mb.messages.get(k))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ct.is_none_or(|c| c == ChangeType::Deleted) {
+        for t in mb
+            .tombstones
+            .iter()
+            .filter(|t| t.folder == folder && t.seq > since)
+        {
+            // An item that left and came back keeps its immutable id: it is not removed.
+            let back = immutable && present.iter().any(|m| m.immutable_id == t.immutable_id);
+            if !back {
+                out.push(Item::Removed {
+                    rest_id: t.rest_id.clone(),
+                    immutable_id: t.immutable_id.clone(),
+                });
+            }
+        }
+    }
+    let mut upserts: Vec<&super::state::Message> = present
+        .into_iter()
+        .filter(|m| m.seq > since)
+        .filter(|m| match ct {
+            None => true,
+            Some(ChangeType::Created) => m.entered_seq > since,
+            Some(ChangeType::Updated) => m.entered_seq <= since,
+            Some(ChangeType::Deleted) => false,
+        })
+        .collect();
+    upserts.sort_by_key(|m| m.seq);
+    out.extend(upserts.into_iter().map(|m| Item::Upsert(m.key)));
+    out
+}
+
+fn render_item(mb: &Mailbox, item: &Item, r: &Render) -> Option<Value> {
+    match item {
+        Item::Removed {
+            rest_id,
+            immutable_id,
+        } => Some(json!({
+            "@odata.type": "#microsoft.graph.message",
+            "id": if r.immutable { immutable_id } else { rest_id },
+            "@removed": {"reason": "deleted"},
+        })),
+        Item::Upsert(k) => {
+            let m = mb.messages.get(k)?;
+            let mut o = serde_json::Map::new();
+            o.insert("@odata.type".into(), json!("#microsoft.graph.message"));
+            o.extend(render(mb, m, r));
+            Some(Value::Object(o))
+        }
+    }
+}
+
+/// `GET /me/mailFolders/{id}/messages/delta`
+pub fn messages(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    folder_id: &str,
+) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    let mut inner = shared.lock();
+    let inner = &mut *inner;
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let folder = mb.resolve_folder(folder_id)?;
+    let lookup = |tok: &str| -> GraphResult<Cursor> {
+        let c = inner
+            .delta
+            .tokens
+            .get(tok)
+            .cloned()
+            .ok_or_else(GraphError::sync_state_not_found)?;
+        if c.mailbox != ctx.mailbox || c.folder != folder {
+            return Err(GraphError::sync_state_not_found());
+        }
+        Ok(c)
+    };
+    let (items, offset, upto, opts) = if let Some(tok) = req.q("skiptoken") {
+        let c = lookup(tok)?;
+        match c.kind {
+            Kind::Skip {
+                items,
+                offset,
+                upto,
+            } => (items, offset, upto, c.opts),
+            Kind::Delta { .. } => return Err(GraphError::sync_state_not_found()),
+        }
+    } else if let Some(tok) = req.q("deltatoken") {
+        let c = lookup(tok)?;
+        let Kind::Delta { since } = c.kind else {
+            return Err(GraphError::sync_state_not_found());
+        };
+        let items = changes(
+            mb,
+            folder,
+            since,
+            c.opts.change_type,
+            req.prefer.immutable_ids,
+        );
+        (Arc::new(items), 0, mb.seq, c.opts)
+    } else {
+        let opts = parse_opts(req)?;
+        let since = filter::parse_received(req.q("filter"))?;
+        // A first round with changeType=deleted has nothing to list yet.
+        let items = if opts.change_type == Some(ChangeType::Deleted) {
+            Vec::new()
+        } else {
+            initial_items(mb, folder, since.as_ref())
+        };
+        (Arc::new(items), 0, mb.seq, opts)
+    };
+    let size = req
+        .prefer
+        .max_page_size
+        .or(opts.top)
+        .unwrap_or(DEFAULT_PAGE)
+        .clamp(1, MAX_PAGE);
+    let r = Render {
+        immutable: req.prefer.immutable_ids,
+        body_text: req.prefer.body_text,
+        select: opts.select.clone(),
+        expand_ext: opts.expand_ext.clone(),
+    };
+    let end = (offset + size).min(items.len());
+    let value: Vec<Value> = items[offset..end]
+        .iter()
+        .filter_map(|i| render_item(mb, i, &r))
+        .collect();
+    let token = ids::token(48);
+    let (link_name, query_name, kind) = if end < items.len() {
+        let kind = Kind::Skip {
+            items: items.clone(),
+            offset: end,
+            upto,
+        };
+        ("@odata.nextLink", "$skiptoken", kind)
+    } else {
+        (
+            "@odata.deltaLink",
+            "$deltatoken",
+            Kind::Delta { since: upto },
+        )
+    };
+    inner.delta.tokens.insert(
+        token.clone(),
+        Cursor {
+            mailbox: ctx.mailbox,
+            folder,
+            kind,
+            opts,
+        },
+    );
+    let body = json!({
+        "@odata.context": format!("{}/$metadata#Collection(message)", req.base),
+        link_name: req.link_with(&[(query_name.to_string(), token)]),
+        "value": value,
+    });
+    let mut resp = json(StatusCode::OK, &body);
+    if let Some(n) = req.prefer.max_page_size {
+        if let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}")) {
+            resp.headers_mut().insert("preference-applied", v);
+        }
+    }
+    Ok(resp)
+}

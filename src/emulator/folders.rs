@@ -1,0 +1,137 @@
+//! `mailFolders`: list (paged), get by id or well-known name, childFolders.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::errors::{GraphError, GraphResult};
+use super::graph::{json, Ctx, Perm, Req};
+use super::state::{Folder, Mailbox};
+use super::{form, Shared};
+
+/// A folder in v1.0's shape (no `wellKnownName`: that field exists only in beta).
+pub fn folder_json(mb: &Mailbox, f: &Folder) -> Value {
+    let parent_id = f
+        .parent
+        .and_then(|p| mb.folders.get(&p))
+        .map(|p| p.id.clone())
+        // The roots' parent is an internal folder Graph never lists; any stable id will do.
+        .unwrap_or_else(|| mb.user_id.clone());
+    json!({
+        "id": f.id,
+        "displayName": f.display_name,
+        "parentFolderId": parent_id,
+        "childFolderCount": mb.children(f.key).len(),
+        "unreadItemCount": mb.unread_count(f),
+        "totalItemCount": f.messages.len(),
+        "isHidden": f.hidden,
+    })
+}
+
+pub fn context(req: &Req, ctx: &Ctx, suffix: &str) -> String {
+    format!(
+        "{}/$metadata#users('{}'){suffix}",
+        req.base,
+        form::escape(&ctx.upn)
+    )
+}
+
+/// `$top` for a list: 1–1000, default 10.
+pub fn page_size(req: &Req, default: usize) -> GraphResult<usize> {
+    match req.q("top") {
+        None => Ok(default),
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(GraphError::bad_request(format!(
+                "Invalid value '{t}' for the $top query option; it must be between 1 and 1000."
+            ))),
+        },
+    }
+}
+
+pub fn skip(req: &Req) -> GraphResult<usize> {
+    match req.q("skip") {
+        None => Ok(0),
+        Some(s) => s
+            .parse()
+            .map_err(|_| GraphError::bad_request(format!("Invalid value '{s}' for $skip."))),
+    }
+}
+
+/// A page of a collection with `@odata.nextLink` (`$skip`) while more remain.
+pub fn page(req: &Req, context: String, items: Vec<Value>, top: usize, skip: usize) -> Value {
+    let total = items.len();
+    let value: Vec<Value> = items.into_iter().skip(skip).take(top).collect();
+    let mut body = json!({"@odata.context": context, "value": value});
+    if skip + top < total {
+        let mut q: Vec<(String, String)> = req
+            .query
+            .iter()
+            .filter(|(k, _)| !k.trim_start_matches('$').eq_ignore_ascii_case("skip"))
+            .cloned()
+            .collect();
+        q.push(("$skip".into(), (skip + top).to_string()));
+        body["@odata.nextLink"] = json!(req.link_with(&q));
+    }
+    body
+}
+
+/// `GET /me/mailFolders` (parent = root) or `GET /me/mailFolders/{id}/childFolders`.
+pub fn list(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    parent: Option<&str>,
+) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    let top = page_size(req, 10)?;
+    let skip = skip(req)?;
+    let hidden = req
+        .q("includeHiddenFolders")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let inner = shared.lock();
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let parent_key = match parent {
+        Some(p) => mb.resolve_folder(p)?,
+        None => mb.root(),
+    };
+    let items: Vec<Value> = mb
+        .children(parent_key)
+        .into_iter()
+        .filter(|f| hidden || !f.hidden)
+        .map(|f| folder_json(mb, f))
+        .collect();
+    let suffix = match parent {
+        Some(p) => format!("/mailFolders('{p}')/childFolders"),
+        None => "/mailFolders".to_string(),
+    };
+    let body = page(req, context(req, ctx, &suffix), items, top, skip);
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /me/mailFolders/{id|wellKnownName}`
+pub fn get(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    let inner = shared.lock();
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let f = mb.folder(mb.resolve_folder(id)?)?;
+    let mut body = folder_json(mb, f);
+    body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /me`: the signed-in user's profile (how a client learns its primary address).
+pub fn get_user(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResult<Response> {
+    let inner = shared.lock();
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let body = json!({
+        "@odata.context": format!("{}/$metadata#users/$entity", req.base),
+        "id": mb.user_id,
+        "displayName": mb.display_name,
+        "mail": mb.upn,
+        "userPrincipalName": mb.upn,
+    });
+    Ok(json(StatusCode::OK, &body))
+}

@@ -1,0 +1,489 @@
+//! The emulated tenant: mailboxes, folders, messages, and the change log that delta reads.
+//!
+//! Every change to a message bumps its mailbox's sequence number and stamps the item with it;
+//! items leaving a folder leave a tombstone. A delta token is just "changes after sequence N in
+//! folder F", so replaying it is a scan, and tokens cost nothing to keep.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::errors::{GraphError, GraphResult};
+use super::ids;
+use super::mime::Parsed;
+
+pub type FolderKey = u64;
+pub type MsgKey = u64;
+
+/// Well-known folder names Graph accepts in place of an id (case-insensitive).
+pub const WELL_KNOWN: &[&str] = &[
+    "archive",
+    "clutter",
+    "conflicts",
+    "conversationhistory",
+    "deleteditems",
+    "drafts",
+    "inbox",
+    "junkemail",
+    "localfailures",
+    "msgfolderroot",
+    "outbox",
+    "recoverableitemsdeletions",
+    "scheduled",
+    "searchfolders",
+    "sentitems",
+    "serverfailures",
+    "syncissues",
+];
+
+#[derive(Clone, Debug)]
+pub struct Folder {
+    pub key: FolderKey,
+    pub id: String,
+    pub display_name: String,
+    pub parent: Option<FolderKey>,
+    pub hidden: bool,
+    pub well_known: Option<&'static str>,
+    pub messages: BTreeSet<MsgKey>,
+    /// Sequence of the last change to the folder itself (name, parent, counts).
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub key: MsgKey,
+    pub folder: FolderKey,
+    /// Exchange's default id: replaced when the item moves to another folder.
+    pub rest_id: String,
+    /// Survives moves; handed out under `Prefer: IdType="ImmutableId"`.
+    pub immutable_id: String,
+    pub mime: Arc<Vec<u8>>,
+    pub parsed: Arc<Parsed>,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub received: DateTime<Utc>,
+    pub is_read: bool,
+    pub is_draft: bool,
+    pub flag_status: String,
+    pub categories: Vec<String>,
+    /// Single-value extended properties by canonical id (`Integer 0xe08`).
+    pub ext: BTreeMap<String, String>,
+    pub change_no: u64,
+    /// Mailbox sequence of the last change.
+    pub seq: u64,
+    /// Mailbox sequence at which the item entered its current folder.
+    pub entered_seq: u64,
+}
+
+impl Message {
+    pub fn id(&self, immutable: bool) -> &str {
+        if immutable {
+            &self.immutable_id
+        } else {
+            &self.rest_id
+        }
+    }
+
+    /// `changeKey` and the `@odata.etag` built from it change on every update.
+    pub fn change_key(&self) -> String {
+        use base64::Engine;
+        let mut raw = vec![0x09, 0, 0, 0, 0x16, 0, 0, 0];
+        raw.extend_from_slice(&self.key.to_le_bytes());
+        raw.extend_from_slice(&self.change_no.to_le_bytes());
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    }
+}
+
+/// An item that left a folder (moved out or deleted), for delta's `@removed`.
+#[derive(Clone, Debug)]
+pub struct Tombstone {
+    pub seq: u64,
+    pub folder: FolderKey,
+    pub rest_id: String,
+    pub immutable_id: String,
+}
+
+/// Per-item state a fixture or a delivery sets.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub mime: Vec<u8>,
+    pub parsed: Parsed,
+    pub is_read: bool,
+    pub is_draft: bool,
+    pub flag_status: String,
+    pub categories: Vec<String>,
+    pub received: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct Mailbox {
+    pub upn: String,
+    pub display_name: String,
+    pub user_id: String,
+    pub aliases: Vec<String>,
+    /// Accounts with full access to this mailbox (delegated `.Shared` scopes).
+    pub full_access: Vec<String>,
+    /// Accounts allowed to send as this mailbox.
+    pub send_as: Vec<String>,
+    pub folders: HashMap<FolderKey, Folder>,
+    pub folder_by_id: HashMap<String, FolderKey>,
+    pub well_known: HashMap<&'static str, FolderKey>,
+    pub messages: HashMap<MsgKey, Message>,
+    pub msg_by_id: HashMap<String, MsgKey>,
+    pub tombstones: Vec<Tombstone>,
+    pub seq: u64,
+    next_key: u64,
+}
+
+impl Mailbox {
+    /// A mailbox with Exchange Online's default folder tree.
+    pub fn new(upn: &str, display_name: &str, aliases: Vec<String>) -> Mailbox {
+        let mut mb = Mailbox {
+            upn: upn.to_ascii_lowercase(),
+            display_name: display_name.to_string(),
+            user_id: ids::guid(),
+            aliases: aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            full_access: Vec::new(),
+            send_as: Vec::new(),
+            folders: HashMap::new(),
+            folder_by_id: HashMap::new(),
+            well_known: HashMap::new(),
+            messages: HashMap::new(),
+            msg_by_id: HashMap::new(),
+            tombstones: Vec::new(),
+            seq: 0,
+            next_key: 1,
+        };
+        mb.create_default_folders();
+        mb
+    }
+
+    fn create_default_folders(&mut self) {
+        // The IPM subtree; its children are what `GET /me/mailFolders` lists.
+        let root = self.add_folder(
+            None,
+            "Top of Information Store",
+            Some("msgfolderroot"),
+            false,
+        );
+        for (name, wk) in [
+            ("Archive", "archive"),
+            ("Conversation History", "conversationhistory"),
+            ("Deleted Items", "deleteditems"),
+            ("Drafts", "drafts"),
+            ("Inbox", "inbox"),
+            ("Junk Email", "junkemail"),
+            ("Outbox", "outbox"),
+            ("Sent Items", "sentitems"),
+        ] {
+            self.add_folder(Some(root), name, Some(wk), false);
+        }
+        let sync = self.add_folder(Some(root), "Sync Issues", Some("syncissues"), false);
+        self.add_folder(Some(sync), "Conflicts", Some("conflicts"), false);
+        self.add_folder(Some(sync), "Local Failures", Some("localfailures"), false);
+        self.add_folder(Some(sync), "Server Failures", Some("serverfailures"), false);
+        // Hidden folders appear only with `includeHiddenFolders=true`.
+        self.add_folder(Some(root), "Conversation Action Settings", None, true);
+        self.add_folder(Some(root), "Scheduled", Some("scheduled"), true);
+        // Outside the IPM subtree: reachable by well-known name, never listed.
+        let recoverable = self.add_folder(None, "Recoverable Items", None, true);
+        self.add_folder(
+            Some(recoverable),
+            "Deletions",
+            Some("recoverableitemsdeletions"),
+            true,
+        );
+        self.add_folder(None, "Finder", Some("searchfolders"), true);
+    }
+
+    fn next(&mut self) -> u64 {
+        let k = self.next_key;
+        self.next_key += 1;
+        k
+    }
+
+    /// Bumps and returns the mailbox's change sequence.
+    pub fn bump(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub fn add_folder(
+        &mut self,
+        parent: Option<FolderKey>,
+        name: &str,
+        well_known: Option<&'static str>,
+        hidden: bool,
+    ) -> FolderKey {
+        let key = self.next();
+        let seq = self.bump();
+        let id = ids::folder_id();
+        self.folder_by_id.insert(id.clone(), key);
+        if let Some(wk) = well_known {
+            self.well_known.insert(wk, key);
+        }
+        self.folders.insert(
+            key,
+            Folder {
+                key,
+                id,
+                display_name: name.to_string(),
+                parent,
+                hidden,
+                well_known,
+                messages: BTreeSet::new(),
+                seq,
+            },
+        );
+        key
+    }
+
+    pub fn root(&self) -> FolderKey {
+        self.well_known.get("msgfolderroot").copied().unwrap_or(0)
+    }
+
+    pub fn wk(&self, name: &str) -> GraphResult<FolderKey> {
+        self.well_known
+            .get(name)
+            .copied()
+            .ok_or_else(GraphError::item_not_found)
+    }
+
+    /// A folder by id or well-known name (case-insensitive), as Graph accepts either.
+    pub fn resolve_folder(&self, id_or_name: &str) -> GraphResult<FolderKey> {
+        let lower = id_or_name.to_ascii_lowercase();
+        if WELL_KNOWN.contains(&lower.as_str()) {
+            return self.wk(&lower);
+        }
+        if let Some(k) = self.folder_by_id.get(id_or_name) {
+            return Ok(*k);
+        }
+        if ids::is_well_formed(id_or_name) {
+            Err(GraphError::item_not_found())
+        } else {
+            Err(GraphError::id_malformed())
+        }
+    }
+
+    /// A message by either of its ids (Graph accepts both forms whatever the Prefer header).
+    pub fn resolve_message(&self, id: &str) -> GraphResult<MsgKey> {
+        if let Some(k) = self.msg_by_id.get(id) {
+            return Ok(*k);
+        }
+        if ids::is_well_formed(id) {
+            Err(GraphError::item_not_found())
+        } else {
+            Err(GraphError::id_malformed())
+        }
+    }
+
+    pub fn folder(&self, key: FolderKey) -> GraphResult<&Folder> {
+        self.folders
+            .get(&key)
+            .ok_or_else(GraphError::item_not_found)
+    }
+
+    pub fn message(&self, key: MsgKey) -> GraphResult<&Message> {
+        self.messages
+            .get(&key)
+            .ok_or_else(GraphError::item_not_found)
+    }
+
+    pub fn children(&self, parent: FolderKey) -> Vec<&Folder> {
+        let mut v: Vec<&Folder> = self
+            .folders
+            .values()
+            .filter(|f| f.parent == Some(parent))
+            .collect();
+        // Graph lists folders by display name.
+        v.sort_by_key(|f| f.display_name.to_lowercase());
+        v
+    }
+
+    pub fn unread_count(&self, folder: &Folder) -> usize {
+        folder
+            .messages
+            .iter()
+            .filter(|k| self.messages.get(k).is_some_and(|m| !m.is_read))
+            .count()
+    }
+
+    /// Whether an address (primary or alias) belongs to this mailbox.
+    pub fn owns_address(&self, addr: &str) -> bool {
+        let a = addr.to_ascii_lowercase();
+        self.upn == a || self.aliases.contains(&a)
+    }
+
+    pub fn insert_message(&mut self, folder: FolderKey, m: NewMessage) -> MsgKey {
+        let key = self.next();
+        let seq = self.bump();
+        let now = Utc::now();
+        let msg = Message {
+            key,
+            folder,
+            rest_id: ids::rest_item_id(),
+            immutable_id: ids::immutable_item_id(),
+            mime: Arc::new(m.mime),
+            parsed: Arc::new(m.parsed),
+            created: now,
+            modified: now,
+            received: m.received,
+            is_read: m.is_read,
+            is_draft: m.is_draft,
+            flag_status: m.flag_status,
+            categories: m.categories,
+            ext: BTreeMap::new(),
+            change_no: 1,
+            seq,
+            entered_seq: seq,
+        };
+        self.msg_by_id.insert(msg.rest_id.clone(), key);
+        self.msg_by_id.insert(msg.immutable_id.clone(), key);
+        self.messages.insert(key, msg);
+        self.folder_entry(folder, key, true, seq);
+        key
+    }
+
+    fn folder_entry(&mut self, folder: FolderKey, key: MsgKey, add: bool, seq: u64) {
+        if let Some(f) = self.folders.get_mut(&folder) {
+            if add {
+                f.messages.insert(key);
+            } else {
+                f.messages.remove(&key);
+            }
+            f.seq = seq;
+        }
+    }
+
+    /// Records an update of a message's properties (it shows in the next delta).
+    pub fn touch(&mut self, key: MsgKey) {
+        let seq = self.bump();
+        let folder = match self.messages.get_mut(&key) {
+            Some(m) => {
+                m.seq = seq;
+                m.change_no += 1;
+                m.modified = Utc::now();
+                m.folder
+            }
+            None => return,
+        };
+        // Read state changes the folder's unread count, which folder delta reports.
+        if let Some(f) = self.folders.get_mut(&folder) {
+            f.seq = seq;
+        }
+    }
+
+    /// Moves a message. Without immutable ids Exchange gives the moved item a new id.
+    pub fn move_message(&mut self, key: MsgKey, dest: FolderKey) -> GraphResult<()> {
+        let seq = self.bump();
+        let new_rest = ids::rest_item_id();
+        let msg = self
+            .messages
+            .get_mut(&key)
+            .ok_or_else(GraphError::item_not_found)?;
+        let from = msg.folder;
+        let old_rest = std::mem::replace(&mut msg.rest_id, new_rest.clone());
+        let immutable_id = msg.immutable_id.clone();
+        msg.folder = dest;
+        msg.seq = seq;
+        msg.entered_seq = seq;
+        msg.change_no += 1;
+        msg.modified = Utc::now();
+        self.msg_by_id.remove(&old_rest);
+        self.msg_by_id.insert(new_rest, key);
+        self.tombstones.push(Tombstone {
+            seq,
+            folder: from,
+            rest_id: old_rest,
+            immutable_id,
+        });
+        self.folder_entry(from, key, false, seq);
+        self.folder_entry(dest, key, true, seq);
+        Ok(())
+    }
+
+    /// Removes a message for good (permanent delete, or the end of a deleted folder).
+    pub fn remove_message(&mut self, key: MsgKey) -> GraphResult<()> {
+        let seq = self.bump();
+        let msg = self
+            .messages
+            .remove(&key)
+            .ok_or_else(GraphError::item_not_found)?;
+        self.msg_by_id.remove(&msg.rest_id);
+        self.msg_by_id.remove(&msg.immutable_id);
+        self.tombstones.push(Tombstone {
+            seq,
+            folder: msg.folder,
+            rest_id: msg.rest_id,
+            immutable_id: msg.immutable_id,
+        });
+        self.folder_entry(msg.folder, key, false, seq);
+        Ok(())
+    }
+
+    /// Copies a message: a new item with new ids and the same content and state.
+    pub fn copy_message(&mut self, key: MsgKey, dest: FolderKey) -> GraphResult<MsgKey> {
+        let src = self.message(key)?.clone();
+        let new = self.insert_message(
+            dest,
+            NewMessage {
+                mime: src.mime.as_ref().clone(),
+                parsed: src.parsed.as_ref().clone(),
+                is_read: src.is_read,
+                is_draft: src.is_draft,
+                flag_status: src.flag_status.clone(),
+                categories: src.categories.clone(),
+                received: src.received,
+            },
+        );
+        if let Some(m) = self.messages.get_mut(&new) {
+            m.ext = src.ext.clone();
+        }
+        Ok(new)
+    }
+
+    /// Whether `ancestor` is `key` or one of its parents (to refuse moving a folder into itself).
+    pub fn is_ancestor(&self, ancestor: FolderKey, mut key: FolderKey) -> bool {
+        loop {
+            if key == ancestor {
+                return true;
+            }
+            match self.folders.get(&key).and_then(|f| f.parent) {
+                Some(p) => key = p,
+                None => return false,
+            }
+        }
+    }
+}
+
+/// The tenant: its mailboxes and the organisation settings that matter to mail flow.
+#[derive(Debug)]
+pub struct Tenant {
+    pub tenant_id: String,
+    /// `Set-OrganizationConfig -SendFromAliasEnabled`.
+    pub send_from_alias: bool,
+    pub mailboxes: Vec<Mailbox>,
+}
+
+impl Tenant {
+    /// The mailbox an address (primary, alias, or user id) belongs to.
+    pub fn mailbox_index(&self, addr_or_id: &str) -> Option<usize> {
+        let a = addr_or_id.to_ascii_lowercase();
+        self.mailboxes
+            .iter()
+            .position(|m| m.owns_address(&a) || m.user_id == a)
+    }
+
+    pub fn mailbox(&self, idx: usize) -> GraphResult<&Mailbox> {
+        self.mailboxes
+            .get(idx)
+            .ok_or_else(GraphError::item_not_found)
+    }
+
+    pub fn mailbox_mut(&mut self, idx: usize) -> GraphResult<&mut Mailbox> {
+        self.mailboxes
+            .get_mut(idx)
+            .ok_or_else(GraphError::item_not_found)
+    }
+}
