@@ -4,7 +4,7 @@
 //! store (`mailstore`) and asks the back (`sync`, `graph`) for what is missing; the
 //! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
 
-//TMP pub mod emulator;
+pub mod emulator;
 pub mod auth;
 pub mod config;
 pub mod mailstore;
@@ -17,5 +17,5 @@ pub mod smtp;
 pub mod submission;
 pub mod admin;
 pub mod app;
-//TMP pub mod demo;
+pub mod demo;
 pub mod tls;

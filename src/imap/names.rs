@@ -41,21 +41,17 @@ impl VisibleMailbox {
 
 /// Finds which mailbox a client-visible name belongs to and the folder path inside it.
 pub fn resolve<'a>(visible: &'a [VisibleMailbox], name: &str) -> Option<(&'a VisibleMailbox, String)> {
-    // Longest prefix first, so a shared mailbox is never mistaken for a personal folder.
-    let mut candidates: Vec<&VisibleMailbox> = visible.iter().collect();
-    candidates.sort_by_key(|v| std::cmp::Reverse(v.prefix.len()));
-    candidates.into_iter().find_map(|v| {
-        let rest = if v.prefix.is_empty() {
-            Some(name)
-        } else if name.len() >= v.prefix.len()
-            && name[..v.prefix.len()].eq_ignore_ascii_case(&v.prefix)
-        {
-            name.get(v.prefix.len()..)
-        } else {
-            None
-        };
-        rest.filter(|r| !r.is_empty()).map(|r| (v, r.to_string()))
-    })
+    // The longest matching prefix decides, so a shared mailbox's names never fall through to
+    // the personal namespace.
+    let owner = visible
+        .iter()
+        .filter(|v| {
+            name.get(..v.prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(&v.prefix))
+        })
+        .max_by_key(|v| v.prefix.len())?;
+    let rest = name.get(owner.prefix.len()..)?;
+    (!rest.is_empty()).then(|| (owner, rest.to_string()))
 }
 
 /// Decodes a modified UTF-7 mailbox name; None when it is not valid modified UTF-7.
@@ -145,10 +141,9 @@ pub fn list_matches(pattern: &str, name: &str) -> bool {
 }
 
 fn uppercase_inbox(pattern: &str) -> String {
-    if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        format!("INBOX{}", &pattern[5..])
-    } else {
-        pattern.to_string()
+    match (pattern.get(..5), pattern.get(5..)) {
+        (Some(head), Some(tail)) if head.eq_ignore_ascii_case("INBOX") => format!("INBOX{tail}"),
+        _ => pattern.to_string(),
     }
 }
 
@@ -179,6 +174,7 @@ mod tests {
         assert!(list_matches("inbox", "INBOX"));
         assert!(list_matches("Inbox/*", "INBOX/Sub"));
         assert!(!list_matches("Sent", "Sent Items"));
+        assert!(!list_matches("Entwü*", "INBOX"));
     }
 
     #[test]
@@ -196,6 +192,8 @@ mod tests {
         let (m, path) = resolve(&visible, "Projects/2026").expect("personal");
         assert_eq!((m.record.id, path.as_str()), (1, "Projects/2026"));
         assert!(resolve(&visible, "Shared/info@x.test/").is_none());
+        // A multi-byte character where the prefix would end must not panic.
+        assert!(resolve(&visible, "Entwürfe-über-alles-und-mehr").is_some());
     }
 }
 

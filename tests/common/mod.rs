@@ -157,3 +157,71 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Graph as an outside client sees it (Outlook, say): a token from the emulator's device-code
+/// flow (approved at once in the demo) and plain HTTP.
+pub struct GraphPeek {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl GraphPeek {
+    pub async fn sign_in(graph: SocketAddr) -> GraphPeek {
+        graphbridge::tls::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let base = format!("http://{graph}");
+        let code: serde_json::Value = http
+            .post(format!("{base}/common/oauth2/v2.0/devicecode"))
+            .form(&[("client_id", "tests"), ("scope", "offline_access Mail.ReadWrite")])
+            .send()
+            .await
+            .expect("devicecode")
+            .json()
+            .await
+            .expect("devicecode JSON");
+        let device_code = code["device_code"].as_str().expect("device_code").to_string();
+        let token: serde_json::Value = http
+            .post(format!("{base}/common/oauth2/v2.0/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", "tests"),
+                ("device_code", device_code.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token JSON");
+        GraphPeek {
+            http,
+            base: format!("{base}/v1.0"),
+            token: token["access_token"].as_str().expect("access_token").to_string(),
+        }
+    }
+
+    /// Every message of a folder with the selected fields, through a fresh delta.
+    pub async fn folder_messages(&self, folder: &str, select: &str) -> Vec<serde_json::Value> {
+        let mut url = format!("{}/me/mailFolders/{folder}/messages/delta?$select={select}", self.base);
+        let mut items = Vec::new();
+        loop {
+            let page: serde_json::Value = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .header("Prefer", "IdType=\"ImmutableId\"")
+                .send()
+                .await
+                .expect("delta")
+                .json()
+                .await
+                .expect("delta JSON");
+            items.extend(page["value"].as_array().cloned().unwrap_or_default());
+            match page["@odata.nextLink"].as_str() {
+                Some(next) => url = next.to_string(),
+                None => return items,
+            }
+        }
+    }
+}
