@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::graph::{self, GraphClient, GraphError, OAuthClient, TokenPersist, TokenSet};
+use crate::graph::{
+    self, GraphClient, GraphError, OAuthClient, RequestBudget, TokenPersist, TokenSet,
+};
 use crate::mailstore::{accounts, MailboxRecord, SigninState, Store, StoreError, StoredTokens};
 use crate::secrets::SecretBox;
 use crate::sync::MailboxSync;
@@ -98,6 +100,7 @@ impl Bridge {
             tokens,
             self.token_persister(account_id),
             self.config.graph.max_concurrent_requests,
+            self.request_budget(),
         );
         let sync = MailboxSync::new(account_id, Arc::new(client), self.store.clone());
         self.syncs
@@ -105,6 +108,12 @@ impl Bridge {
             .unwrap_or_else(|p| p.into_inner())
             .insert(account_id, sync.clone());
         Ok(sync)
+    }
+
+    fn request_budget(&self) -> RequestBudget {
+        let (count, window) = graph::parse_budget(&self.config.graph.request_budget)
+            .unwrap_or((9500, std::time::Duration::from_secs(600)));
+        RequestBudget::new(count, window)
     }
 
     /// Signs a mailbox in with the device code flow: `show` receives the URL and code a person

@@ -13,6 +13,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
     #[error("{path}: {source}")]
     Parse {
         path: PathBuf,
@@ -66,6 +68,9 @@ pub struct GraphConfig {
     pub scopes: Vec<String>,
     /// Most requests in flight per mailbox (Microsoft allows 4).
     pub max_concurrent_requests: usize,
+    /// Requests per window per mailbox, as `COUNT/SECONDS`. Microsoft allows 10,000 per 600 s;
+    /// the default keeps a margin.
+    pub request_budget: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +131,7 @@ impl Default for GraphConfig {
                 "https://graph.microsoft.com/Mail.Send".into(),
             ],
             max_concurrent_requests: 4,
+            request_budget: "9500/600".into(),
         }
     }
 }
@@ -144,10 +150,29 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|source| ConfigError::Parse {
+        let config = Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source: Box::new(source),
-        })
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the TOML types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if crate::graph::parse_budget(&self.graph.request_budget).is_none() {
+            return Err(format!(
+                "graph.request_budget must look like COUNT/SECONDS (e.g. 9500/600), not {:?}",
+                self.graph.request_budget
+            ));
+        }
+        if self.graph.max_concurrent_requests == 0 {
+            return Err("graph.max_concurrent_requests must be at least 1".into());
+        }
+        Ok(())
     }
 
     pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
@@ -169,6 +194,13 @@ mod tests {
         assert_eq!(config.imap.listen.port(), 1143);
         assert_eq!(config.graph.tenant, "common");
         assert_eq!(config.graph.max_concurrent_requests, 4);
+        assert!(crate::graph::parse_budget(&config.graph.request_budget).is_some());
+    }
+
+    #[test]
+    fn bad_budgets_are_refused() {
+        let config = Config::parse("[graph]\nrequest_budget = \"lots\"\n").expect("parses");
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, Semaphore};
 
+use super::budget::RequestBudget;
 use super::oauth::{OAuthClient, TokenSet};
 use super::types::ErrorEnvelope;
 use super::GraphError;
@@ -40,6 +41,7 @@ pub struct GraphClient {
     tokens: Mutex<TokenSet>,
     persist: TokenPersist,
     in_flight: Semaphore,
+    budget: RequestBudget,
 }
 
 impl GraphClient {
@@ -50,6 +52,7 @@ impl GraphClient {
         tokens: TokenSet,
         persist: TokenPersist,
         max_in_flight: usize,
+        budget: RequestBudget,
     ) -> GraphClient {
         GraphClient {
             http,
@@ -59,6 +62,7 @@ impl GraphClient {
             tokens: Mutex::new(tokens),
             persist,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            budget,
         }
     }
 
@@ -149,6 +153,8 @@ impl GraphClient {
             .acquire()
             .await
             .map_err(|_| GraphError::Closed)?;
+        // Throttled requests count against Microsoft's budget too, so every attempt spends.
+        self.budget.spend().await;
         let prefer = match prefer {
             Some(extra) => format!("{IMMUTABLE_IDS}, {extra}"),
             None => IMMUTABLE_IDS.to_string(),

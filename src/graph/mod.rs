@@ -1,10 +1,12 @@
 //! The Graph client: the only code that knows Graph's URLs and JSON.
 
+mod budget;
 mod client;
 pub mod mail;
 pub mod oauth;
 pub mod types;
 
+pub use budget::{parse_budget, RequestBudget};
 pub use client::{Body, GraphClient, TokenPersist};
 pub use oauth::{OAuthClient, TokenSet};
 

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use imap_next::imap_types::core::{Atom, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::{Flag, FlagFetch};
@@ -23,6 +25,8 @@ pub(super) struct Selected {
     pub read_only: bool,
     /// In sequence order: index + 1 is the sequence number.
     pub messages: Vec<MessageRecord>,
+    /// Wakes when the account's store changed (sync, another session).
+    pub changes: watch::Receiver<u64>,
 }
 
 impl Selected {
@@ -57,6 +61,14 @@ impl Selected {
                 .filter(|s| s.get() <= self.exists())
                 .map(|s| (s, s.get() as usize - 1))
                 .collect()
+        }
+    }
+
+    /// Resolves when the store may hold news for this folder.
+    pub async fn changed(&mut self) {
+        if self.changes.changed().await.is_err() {
+            // The sync engine is gone (shutdown): never wake again.
+            std::future::pending::<()>().await;
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{Tag, Text};
-use imap_next::imap_types::response::{Code, Data, Greeting, Status};
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data, Greeting, Status};
 use imap_next::server::{Event, Options, Server};
 use imap_next::stream::{Error as StreamError, Stream};
 use tokio::net::TcpStream;
@@ -33,6 +33,8 @@ pub(super) struct Session {
     pub pending: Vec<Untagged>,
     /// SASL exchange in progress: the tag of the AUTHENTICATE command.
     pub authenticating: Option<Tag<'static>>,
+    /// The tag of the IDLE command in progress.
+    pub idling: Option<Tag<'static>>,
     pub logout: bool,
 }
 
@@ -82,11 +84,16 @@ pub(super) async fn run(
         selected: None,
         pending: Vec::new(),
         authenticating: None,
+        idling: None,
         logout: false,
     };
     loop {
         let event = tokio::select! {
             event = tokio::time::timeout(IDLE_TIMEOUT, stream.next(&mut server)) => event,
+            _ = session.selected_changed(), if session.idling.is_some() => {
+                session.push_updates(&mut server).await;
+                continue;
+            }
             _ = shutdown.changed() => {
                 if let Ok(bye) = Status::bye(None, "graphbridge is shutting down") {
                     server.enqueue_status(bye);
@@ -156,13 +163,12 @@ impl Session {
                 let status = commands::authenticate::data(self, authenticate_data).await;
                 self.finish_authenticate(server, status);
             }
-            Event::IdleCommandReceived { tag } => {
-                let refusal = Status::no(Some(tag), None, "IDLE is not available yet; poll with NOOP");
-                if let Ok(status) = refusal {
-                    let _ = server.idle_reject(status);
+            Event::IdleCommandReceived { tag } => self.start_idle(server, tag).await,
+            Event::IdleDoneReceived => {
+                if let Some(tag) = self.idling.take() {
+                    self.finish(server, tag, Outcome::ok("IDLE terminated"));
                 }
             }
-            Event::IdleDoneReceived => {}
         }
     }
 
@@ -226,6 +232,47 @@ impl Session {
                 "{} is not supported by this bridge yet",
                 other.name()
             )),
+        }
+    }
+
+    /// IDLE (RFC 2177): accepted when logged in; changes to the selected folder are pushed
+    /// as they reach the store.
+    async fn start_idle(&mut self, server: &mut Server, tag: Tag<'static>) {
+        if self.login.is_none() {
+            if let Ok(status) = Status::bad(Some(tag), None, "Log in first") {
+                let _ = server.idle_reject(status);
+            }
+            return;
+        }
+        let Ok(request) = CommandContinuationRequest::basic(None, "idling") else {
+            return;
+        };
+        if server.idle_accept(request).is_ok() {
+            self.idling = Some(tag);
+            // Anything that changed since the last command goes out at once.
+            self.push_updates(server).await;
+        }
+    }
+
+    async fn selected_changed(&mut self) {
+        match self.selected.as_mut() {
+            Some(selected) => selected.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends what changed in the selected folder as untagged responses.
+    async fn push_updates(&mut self, server: &mut Server) {
+        let Some(selected) = self.selected.as_mut() else {
+            return;
+        };
+        match selected.refresh(true).await {
+            Ok(updates) => {
+                for data in updates {
+                    server.enqueue_data(data);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the selected folder"),
         }
     }
 

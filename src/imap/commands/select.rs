@@ -48,6 +48,7 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
     };
     let selected = Selected {
         mailbox: visible,
+        changes: sync.subscribe(),
         sync,
         folder,
         read_only,
