@@ -65,12 +65,12 @@ impl Running {
 pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let interval = Duration::from_secs(bridge.config.sync.poll_interval_secs.max(1));
+    let schedule = bridge.config.sync.schedule();
     for sync in attach_signed_in(&bridge).await {
         if let Err(e) = sync.sync_once().await {
             tracing::warn!(account = sync.account_id, error = %e, "first sync failed; retrying in the background");
         }
-        tasks.spawn(sync.run(interval, shutdown_rx.clone()));
+        tasks.spawn(sync.run(schedule, shutdown_rx.clone()));
     }
     let running = Running {
         imap: listeners.imap.local_addr()?,

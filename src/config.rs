@@ -76,8 +76,10 @@ pub struct GraphConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncConfig {
-    /// How often every folder is polled with delta, in seconds.
+    /// How often folders that a client has selected or idles in are polled, in seconds.
     pub poll_interval_secs: u64,
+    /// How often every folder (and the folder tree) is polled, in seconds.
+    pub full_poll_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -140,6 +142,16 @@ impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             poll_interval_secs: 10,
+            full_poll_interval_secs: 60,
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn schedule(&self) -> crate::sync::PollSchedule {
+        crate::sync::PollSchedule {
+            hot: std::time::Duration::from_secs(self.poll_interval_secs.max(1)),
+            full: std::time::Duration::from_secs(self.full_poll_interval_secs.max(1)),
         }
     }
 }

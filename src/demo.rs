@@ -176,6 +176,7 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     config.graph.login_url = format!("http://{graph}");
     config.graph.client_id = DEMO_CLIENT_ID.to_string();
     config.sync.poll_interval_secs = options.poll_interval_secs;
+    config.sync.full_poll_interval_secs = options.poll_interval_secs.saturating_mul(6);
     config
 }
 

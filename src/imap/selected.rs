@@ -16,7 +16,7 @@ use imap_next::imap_types::sequence::SequenceSet;
 
 use super::names::VisibleMailbox;
 use crate::mailstore::{messages as stored, Flags, FolderRecord, MessageRecord, StoreResult};
-use crate::sync::MailboxSync;
+use crate::sync::{HotFolder, MailboxSync};
 
 pub(super) struct Selected {
     pub mailbox: VisibleMailbox,
@@ -27,6 +27,8 @@ pub(super) struct Selected {
     pub messages: Vec<MessageRecord>,
     /// Wakes when the account's store changed (sync, another session).
     pub changes: watch::Receiver<u64>,
+    /// Keeps this folder on the sync engine's fast poll schedule while selected.
+    pub _hot: HotFolder,
 }
 
 impl Selected {

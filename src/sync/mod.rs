@@ -53,6 +53,43 @@ pub struct MailboxSync {
     well_known: Mutex<Option<HashMap<String, String>>>,
     /// Serialises sync passes so a poll and an on-demand refresh never interleave.
     pass: Mutex<()>,
+    /// Folders open in IMAP sessions, with how many sessions have each open.
+    hot: Mutex<HashMap<i64, usize>>,
+    wake: tokio::sync::Notify,
+}
+
+/// How often the poll loop asks Graph for changes.
+#[derive(Debug, Clone, Copy)]
+pub struct PollSchedule {
+    /// Folders selected or idled in by a client.
+    pub hot: Duration,
+    /// Every folder, and the folder tree.
+    pub full: Duration,
+}
+
+/// Keeps a folder on the fast poll schedule while alive.
+pub struct HotFolder {
+    sync: Arc<MailboxSync>,
+    folder_id: i64,
+}
+
+impl Drop for HotFolder {
+    fn drop(&mut self) {
+        let sync = self.sync.clone();
+        let folder_id = self.folder_id;
+        // Drop cannot await; the count is fixed up on the runtime right away.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let mut hot = sync.hot.lock().await;
+                if let Some(count) = hot.get_mut(&folder_id) {
+                    *count -= 1;
+                    if *count == 0 {
+                        hot.remove(&folder_id);
+                    }
+                }
+            });
+        }
+    }
 }
 
 impl MailboxSync {
@@ -64,6 +101,8 @@ impl MailboxSync {
             changes: watch::channel(0).0,
             well_known: Mutex::new(None),
             pass: Mutex::new(()),
+            hot: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -101,10 +140,19 @@ impl MailboxSync {
         Ok(())
     }
 
-    /// Polls Graph until `shutdown` fires: a pass every `interval`, then missing bodies.
-    pub async fn run(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    /// Polls Graph until `shutdown` fires: folders someone has selected (or is idling in)
+    /// every `schedule.hot`, everything every `schedule.full`, then missing bodies.
+    pub async fn run(self: Arc<Self>, schedule: PollSchedule, mut shutdown: watch::Receiver<bool>) {
+        let mut last_full: Option<tokio::time::Instant> = None;
         loop {
-            match self.sync_once().await {
+            let full_due = last_full.is_none_or(|t| t.elapsed() >= schedule.full);
+            let result = if full_due {
+                last_full = Some(tokio::time::Instant::now());
+                self.sync_once().await
+            } else {
+                self.sync_hot_folders().await
+            };
+            match result {
                 Ok(()) => {
                     if let Err(e) = self.fetch_missing_bodies().await {
                         tracing::warn!(account = self.account_id, error = %e, "body fetch failed");
@@ -117,10 +165,53 @@ impl MailboxSync {
                 Err(e) => tracing::warn!(account = self.account_id, error = %e, "sync failed"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(schedule.hot) => {}
+                _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// A delta pass over the folders IMAP sessions have open.
+    async fn sync_hot_folders(&self) -> Result<(), SyncError> {
+        let hot: Vec<i64> = self.hot.lock().await.keys().copied().collect();
+        if hot.is_empty() {
+            return Ok(());
+        }
+        let _pass = self.pass.lock().await;
+        let mut changed = false;
+        for folder_id in hot {
+            let folder = match self
+                .store
+                .call(move |c| crate::mailstore::folders::folder_by_id(c, folder_id))
+                .await
+            {
+                Ok(folder) => folder,
+                // Deleted meanwhile; the next full pass notices.
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            changed |= !self.sync_folder_messages(&folder).await?.is_empty();
+        }
+        if changed {
+            self.announce();
+        }
+        Ok(())
+    }
+
+    /// Marks a folder as open in an IMAP session until the returned guard is dropped, so it is
+    /// polled at the faster rate.
+    pub async fn watch_folder(self: &Arc<Self>, folder_id: i64) -> HotFolder {
+        *self.hot.lock().await.entry(folder_id).or_insert(0) += 1;
+        HotFolder {
+            sync: self.clone(),
+            folder_id,
+        }
+    }
+
+    /// Asks the poll loop for a pass now (after a write, or a change notification).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     async fn mark_needs_signin(&self, error: &SyncError) {

@@ -49,6 +49,7 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
     let selected = Selected {
         mailbox: visible,
         changes: sync.subscribe(),
+        _hot: sync.watch_folder(folder.id).await,
         sync,
         folder,
         read_only,
