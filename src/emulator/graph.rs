@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::errors::{GraphError, GraphResult};
 use super::oauth::AccessToken;
-use super::{delta, folders, form, messages, send, Shared};
+use super::{delta, folders, form, items, messages, send, Shared};
 
 /// Parsed `Prefer` header values that change a response.
 #[derive(Clone, Debug, Default)]
@@ -328,22 +328,49 @@ async fn route(
     let lc: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lc.iter().map(String::as_str).collect();
     let m = &req.method;
+    let id1 = || segs[1].as_str();
     match (l.as_slice(), m) {
         ([], &Method::GET) => folders::get_user(shared, req, ctx),
         (["mailfolders"], &Method::GET) => folders::list(shared, req, ctx, None),
-        (["mailfolders", "delta"], &Method::GET) => {
-            Err(GraphError::not_implemented("folder delta"))
+        (["mailfolders"], &Method::POST) => folders::create(shared, req, ctx, None),
+        (["mailfolders", "delta"], &Method::GET) => delta::folders(shared, req, ctx),
+        (["mailfolders", _], &Method::GET) => folders::get(shared, req, ctx, id1()),
+        (["mailfolders", _], &Method::PATCH) => folders::rename(shared, req, ctx, id1()),
+        (["mailfolders", _], &Method::DELETE) => folders::delete(shared, ctx, id1()),
+        (["mailfolders", _, "move"], &Method::POST) => {
+            folders::move_folder(shared, req, ctx, id1())
         }
-        (["mailfolders", _], &Method::GET) => folders::get(shared, req, ctx, &segs[1]),
         (["mailfolders", _, "childfolders"], &Method::GET) => {
-            folders::list(shared, req, ctx, Some(&segs[1]))
+            folders::list(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "childfolders"], &Method::POST) => {
+            folders::create(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "messages"], &Method::GET) => {
+            items::list(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "messages"], &Method::POST) => {
+            items::create(shared, req, ctx, Some(id1()))
         }
         (["mailfolders", _, "messages", "delta"], &Method::GET) => {
-            delta::messages(shared, req, ctx, &segs[1])
+            delta::messages(shared, req, ctx, id1())
         }
-        (["messages", _], &Method::GET) => messages::get(shared, req, ctx, &segs[1]),
-        (["messages", _, "$value"], &Method::GET) => messages::value(shared, req, ctx, &segs[1]),
-        (["messages", _], &Method::PATCH) => messages::patch(shared, req, ctx, &segs[1]),
+        (["messages"], &Method::GET) => items::list(shared, req, ctx, None),
+        (["messages"], &Method::POST) => items::create(shared, req, ctx, None),
+        (["messages", _], &Method::GET) => messages::get(shared, req, ctx, id1()),
+        (["messages", _], &Method::PATCH) => messages::patch(shared, req, ctx, id1()),
+        (["messages", _], &Method::DELETE) => items::delete(shared, ctx, id1()),
+        (["messages", _, "$value"], &Method::GET) => messages::value(shared, req, ctx, id1()),
+        (["messages", _, "move"], &Method::POST) => {
+            items::move_or_copy(shared, req, ctx, id1(), false)
+        }
+        (["messages", _, "copy"], &Method::POST) => {
+            items::move_or_copy(shared, req, ctx, id1(), true)
+        }
+        (["messages", _, "permanentdelete"], &Method::POST) => {
+            items::permanent_delete(shared, ctx, id1())
+        }
+        (["messages", _, "send"], &Method::POST) => items::send_draft(shared, ctx, id1()),
         (["sendmail"], &Method::POST) => send::send_mail(shared, req, ctx).await,
         _ => Err(unbuilt(segs, m)),
     }

@@ -14,6 +14,7 @@ mod folders;
 mod form;
 mod graph;
 mod ids;
+mod items;
 mod messages;
 mod mime;
 mod oauth;

@@ -98,7 +98,13 @@ pub async fn send_mail(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResul
 }
 
 /// Checks From, saves the Sent Items copy (Bcc kept), delivers inside the tenant (Bcc stripped).
-pub fn submit(tenant: &mut Tenant, mailbox: usize, raw: Vec<u8>, save: bool) -> GraphResult<()> {
+/// Returns the message as it went out (From rewritten, Message-ID and Date added).
+pub fn submit(
+    tenant: &mut Tenant,
+    mailbox: usize,
+    raw: Vec<u8>,
+    save: bool,
+) -> GraphResult<Vec<u8>> {
     let parsed = mime::parse(&raw).map_err(|_| {
         GraphError::new(
             StatusCode::BAD_REQUEST,
@@ -130,7 +136,7 @@ pub fn submit(tenant: &mut Tenant, mailbox: usize, raw: Vec<u8>, save: bool) -> 
         mb.insert_message(sent, stored(raw.clone(), parsed.clone(), true));
     }
     deliver_internal(tenant, &raw, &recipients);
-    Ok(())
+    Ok(raw)
 }
 
 fn stored(raw: Vec<u8>, parsed: Parsed, is_read: bool) -> NewMessage {
