@@ -142,8 +142,6 @@ pub fn split_segments(raw_path: &str) -> Vec<String> {
 pub struct Ctx {
     pub caller: AccessToken,
     pub mailbox: usize,
-    /// `me` or `users/{id}` as in the request path, for links.
-    pub user_path: String,
     pub upn: String,
 }
 
@@ -235,13 +233,9 @@ fn resolve_user(
         .first()
         .map(|s| s.to_ascii_lowercase())
         .unwrap_or_default();
-    let (who, user_path, used) = match first.as_str() {
-        "me" => (caller.account.clone(), "me".to_string(), 1),
-        "users" if segs.len() >= 2 => (
-            segs[1].clone(),
-            format!("users/{}", form::escape(&segs[1])),
-            2,
-        ),
+    let (who, used) = match first.as_str() {
+        "me" => (caller.account.clone(), 1),
+        "users" if segs.len() >= 2 => (segs[1].clone(), 2),
         _ => {
             return Err(GraphError::no_route(
                 segs.first().map(String::as_str).unwrap_or(""),
@@ -270,7 +264,6 @@ fn resolve_user(
         Ctx {
             caller,
             mailbox: idx,
-            user_path,
             upn,
         },
         used,
@@ -295,8 +288,24 @@ async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response
     }
     let caller = authenticate(shared, &req.headers)?;
     let (ctx, used) = resolve_user(shared, caller, &req.segs)?;
+    let label = super::throttle::route_label(req.method.as_str(), &req.segs);
+    // Held until the response is built: the request occupies one of the mailbox's slots.
+    let _permit = shared.throttle.admit(
+        &ctx.caller.client_id,
+        &ctx.upn,
+        &label,
+        req.body.len() as u64,
+    )?;
+    if let Some(fault) = super::faults::inject(shared.faults()).await {
+        return Ok(fault);
+    }
     let rest: Vec<String> = normalise_child_paths(&req.segs[used..]);
-    route(shared, req, &ctx, &rest).await
+    let resp = route(shared, req, &ctx, &rest).await?;
+    let out = axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .unwrap_or(0);
+    shared.throttle.bytes_out(&ctx.upn, out);
+    Ok(resp)
 }
 
 /// `mailFolders/{a}/childFolders/{b}/…` addresses folder `b` directly: fold it to `mailFolders/{b}/…`.

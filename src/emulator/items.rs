@@ -361,6 +361,9 @@ pub fn send_draft(shared: &Arc<Shared>, ctx: &Ctx, id: &str) -> GraphResult<Resp
         }
         (key, m.mime.as_ref().clone())
     };
+    shared
+        .throttle
+        .check_send(&ctx.upn, send::recipient_count(&raw))?;
     let sent_raw = send::submit(tenant, ctx.mailbox, raw, false)?;
     let mb = tenant.mailbox_mut(ctx.mailbox)?;
     let sent = mb.wk("sentitems")?;

@@ -92,6 +92,9 @@ pub async fn send_mail(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResul
             save,
         )
     };
+    shared
+        .throttle
+        .check_send(&ctx.upn, recipient_count(&raw))?;
     let mut inner = shared.lock();
     submit(&mut inner.tenant, ctx.mailbox, raw, save)?;
     Ok(no_content(StatusCode::ACCEPTED))
@@ -137,6 +140,13 @@ pub fn submit(
     }
     deliver_internal(tenant, &raw, &recipients);
     Ok(raw)
+}
+
+/// To + Cc + Bcc of a message (0 when it does not parse; `submit` refuses it then).
+pub fn recipient_count(raw: &[u8]) -> usize {
+    mime::parse(raw)
+        .map(|p| p.to.len() + p.cc.len() + p.bcc.len())
+        .unwrap_or(0)
 }
 
 fn stored(raw: Vec<u8>, parsed: Parsed, is_read: bool) -> NewMessage {
