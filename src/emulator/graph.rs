@@ -5,6 +5,8 @@
 //! exactly the same code, and so that Graph's case-insensitive segments and OData key syntax
 //! (`mailFolders('inbox')`) work everywhere.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -271,11 +273,14 @@ fn resolve_user(
 }
 
 /// Runs one Graph request (the `/v1.0/...` catch-all route and `$batch` both land here).
-pub async fn dispatch(shared: Arc<Shared>, req: Req) -> Response {
-    match dispatch_inner(&shared, &req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+/// Boxed because `$batch` calls back into it.
+pub fn dispatch(shared: Arc<Shared>, req: Req) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(async move {
+        match dispatch_inner(&shared, &req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
+    })
 }
 
 async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response> {
@@ -287,6 +292,12 @@ async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response
         ));
     }
     let caller = authenticate(shared, &req.headers)?;
+    if req.segs.len() == 1 && req.segs[0].eq_ignore_ascii_case("$batch") {
+        if req.method != Method::POST {
+            return Err(GraphError::no_route("$batch"));
+        }
+        return super::batch::run(shared.clone(), req).await;
+    }
     let (ctx, used) = resolve_user(shared, caller, &req.segs)?;
     let label = super::throttle::route_label(req.method.as_str(), &req.segs);
     // Held until the response is built: the request occupies one of the mailbox's slots.

@@ -4,6 +4,7 @@
 //! (`/{tenant}/oauth2/v2.0/...`, `/devicelogin`). State lives in memory, loaded from a fixtures
 //! folder (`fixtures/README.md`).
 
+mod batch;
 mod compose;
 mod control;
 mod delta;
