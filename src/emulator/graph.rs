@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::errors::{GraphError, GraphResult};
 use super::oauth::AccessToken;
-use super::{delta, folders, form, items, messages, send, Shared};
+use super::{attachments, delta, folders, form, items, messages, send, Shared};
 
 /// Parsed `Prefer` header values that change a response.
 #[derive(Clone, Debug, Default)]
@@ -391,6 +391,18 @@ async fn route(
             items::permanent_delete(shared, ctx, id1())
         }
         (["messages", _, "send"], &Method::POST) => items::send_draft(shared, ctx, id1()),
+        (["messages", _, "attachments"], &Method::GET) => {
+            attachments::list(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments"], &Method::POST) => {
+            attachments::add(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments", "createuploadsession"], &Method::POST) => {
+            attachments::create_session(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments", _], &Method::GET) => {
+            attachments::get(shared, req, ctx, id1(), &segs[3])
+        }
         (["sendmail"], &Method::POST) => send::send_mail(shared, req, ctx).await,
         _ => Err(unbuilt(segs, m)),
     }

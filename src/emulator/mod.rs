@@ -4,6 +4,7 @@
 //! (`/{tenant}/oauth2/v2.0/...`, `/devicelogin`). State lives in memory, loaded from a fixtures
 //! folder (`fixtures/README.md`).
 
+mod attachments;
 mod batch;
 mod compose;
 mod control;
@@ -130,6 +131,7 @@ pub(crate) struct Inner {
     pub tenant: state::Tenant,
     pub oauth: oauth::OAuthState,
     pub delta: delta::DeltaStore,
+    pub uploads: attachments::Uploads,
 }
 
 pub(crate) struct Shared {
@@ -211,6 +213,7 @@ impl Emulator {
                     tenant,
                     oauth: oauth::OAuthState::default(),
                     delta: delta::DeltaStore::default(),
+                    uploads: attachments::Uploads::default(),
                 }),
                 throttle: Arc::new(throttle::Throttle::new(limits)),
                 faults: Mutex::new(faults),
@@ -234,6 +237,10 @@ impl Emulator {
             .route("/v1.0", any(graph_entry))
             .route("/v1.0/{*rest}", any(graph_entry))
             .nest("/_emulator", control::routes())
+            .route(
+                "/_upload/{token}",
+                axum::routing::put(attachments::put_chunk),
+            )
             .fallback(not_found)
             .layer(axum::middleware::from_fn(errors::stamp_layer))
             .layer(DefaultBodyLimit::max(HTTP_BODY_LIMIT))
