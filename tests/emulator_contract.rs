@@ -505,3 +505,49 @@ async fn send_json_honours_save_to_sent_items() {
     let inbox = e.folder_messages(&support, "inbox").await;
     assert!(inbox.iter().any(|m| m["subject"] == "Not kept"));
 }
+
+#[tokio::test]
+async fn mime_rewrite_serves_regenerated_mime() {
+    let e = start(Opts {
+        mime_rewrite: true,
+        ..Opts::default()
+    })
+    .await;
+    let t = e.sign_in().await;
+    let m = e
+        .find_message(&t, "inbox", "Northwind spring catalogue is out")
+        .await;
+    let url = format!("{}/v1.0/me/messages/{}/$value", e.base, s(&m["id"]));
+    let get = || e.client.get(&url).bearer_auth(&t).send();
+    let first = get()
+        .await
+        .expect("$value")
+        .text()
+        .await
+        .unwrap_or_default();
+    let file = String::from_utf8(
+        std::fs::read(fixture("sales/inbox/03-newsletter.eml")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert_ne!(first, file);
+    assert!(first.contains("X-MS-Exchange-Organization-SCL"));
+    assert!(!first.contains("alt-7f3a9c"), "boundaries are regenerated");
+    assert!(first.contains("Subject: Northwind spring catalogue is out"));
+    let id = s(&m["id"]);
+    let (status, _) = e
+        .patch_json(
+            &t,
+            &format!("/v1.0/me/messages/{id}"),
+            json!({"isRead": true}),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let second = get()
+        .await
+        .expect("$value")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert_ne!(first, second, "the bytes may change after the item changes");
+}

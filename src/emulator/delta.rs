@@ -50,6 +50,8 @@ enum Item {
         rest_id: String,
         immutable_id: String,
     },
+    Folder(FolderKey),
+    FolderRemoved(String),
 }
 
 #[derive(Clone, Debug)]
@@ -67,7 +69,8 @@ enum Kind {
 #[derive(Clone, Debug)]
 pub struct Cursor {
     mailbox: usize,
-    folder: FolderKey,
+    /// The folder whose messages are tracked; `None` for folder delta.
+    folder: Option<FolderKey>,
     kind: Kind,
     opts: Opts,
 }
@@ -87,7 +90,7 @@ impl DeltaStore {
     }
 }
 
-fn parse_opts(req: &Req) -> GraphResult<Opts> {
+fn parse_opts(req: &Req, messages: bool) -> GraphResult<Opts> {
     let change_type = match req.q("changeType") {
         None => None,
         Some("created") => Some(ChangeType::Created),
@@ -107,7 +110,12 @@ fn parse_opts(req: &Req) -> GraphResult<Opts> {
         ),
     };
     Ok(Opts {
-        select: parse_select(req.q("select"))?,
+        // Folder delta returns whole folders: a `$select` there is not applied.
+        select: if messages {
+            parse_select(req.q("select"))?
+        } else {
+            None
+        },
         expand_ext: extprops::parse_expand(req.q("expand"))?,
         change_type,
         top,
@@ -200,7 +208,50 @@ fn render_item(mb: &Mailbox, item: &Item, r: &Render) -> Option<Value> {
             o.extend(render(mb, m, r));
             Some(Value::Object(o))
         }
+        Item::Folder(k) => {
+            let f = mb.folders.get(k)?;
+            let mut v = super::folders::folder_json(mb, f);
+            v["@odata.type"] = json!("#microsoft.graph.mailFolder");
+            Some(v)
+        }
+        Item::FolderRemoved(id) => Some(json!({
+            "@odata.type": "#microsoft.graph.mailFolder",
+            "id": id,
+            "@removed": {"reason": "deleted"},
+        })),
     }
+}
+
+/// Every folder below the root, parents before children.
+fn all_folders(mb: &Mailbox) -> Vec<FolderKey> {
+    let mut out = Vec::new();
+    let mut stack = vec![mb.root()];
+    while let Some(k) = stack.pop() {
+        let kids = mb.children(k);
+        for c in kids.iter().rev() {
+            stack.push(c.key);
+        }
+        if k != mb.root() {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn folder_changes(mb: &Mailbox, since: u64) -> Vec<Item> {
+    let mut out: Vec<Item> = mb
+        .folder_tombstones
+        .iter()
+        .filter(|(seq, _)| *seq > since)
+        .map(|(_, id)| Item::FolderRemoved(id.clone()))
+        .collect();
+    out.extend(
+        all_folders(mb)
+            .into_iter()
+            .filter(|k| mb.folders.get(k).is_some_and(|f| f.seq > since))
+            .map(Item::Folder),
+    );
+    out
 }
 
 /// `GET /me/mailFolders/{id}/messages/delta`
@@ -211,10 +262,56 @@ pub fn messages(
     folder_id: &str,
 ) -> GraphResult<Response> {
     ctx.need(Perm::Read)?;
+    let folder = {
+        let inner = shared.lock();
+        inner
+            .tenant
+            .mailbox(ctx.mailbox)?
+            .resolve_folder(folder_id)?
+    };
+    run(shared, req, ctx, Some(folder))
+}
+
+/// `GET /me/mailFolders/delta`: the folder hierarchy as a flat list *(unverified: whether hidden
+/// folders are included; they are, with `isHidden`)*.
+pub fn folders(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    run(shared, req, ctx, None)
+}
+
+/// The first round's items, or the changes after a delta token.
+fn round(
+    mb: &Mailbox,
+    req: &Req,
+    scope: Option<FolderKey>,
+    since: Option<u64>,
+    opts: &Opts,
+) -> GraphResult<Vec<Item>> {
+    Ok(match (scope, since) {
+        (None, None) => all_folders(mb).into_iter().map(Item::Folder).collect(),
+        (None, Some(s)) => folder_changes(mb, s),
+        (Some(f), Some(s)) => changes(mb, f, s, opts.change_type, req.prefer.immutable_ids),
+        (Some(f), None) => {
+            let received = filter::parse_received(req.q("filter"))?;
+            // A first round with changeType=deleted has nothing to list yet.
+            if opts.change_type == Some(ChangeType::Deleted) {
+                Vec::new()
+            } else {
+                initial_items(mb, f, received.as_ref())
+            }
+        }
+    })
+}
+
+fn run(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    scope: Option<FolderKey>,
+) -> GraphResult<Response> {
     let mut inner = shared.lock();
     let inner = &mut *inner;
     let mb = inner.tenant.mailbox(ctx.mailbox)?;
-    let folder = mb.resolve_folder(folder_id)?;
     let lookup = |tok: &str| -> GraphResult<Cursor> {
         let c = inner
             .delta
@@ -222,7 +319,7 @@ pub fn messages(
             .get(tok)
             .cloned()
             .ok_or_else(GraphError::sync_state_not_found)?;
-        if c.mailbox != ctx.mailbox || c.folder != folder {
+        if c.mailbox != ctx.mailbox || c.folder != scope {
             return Err(GraphError::sync_state_not_found());
         }
         Ok(c)
@@ -242,23 +339,11 @@ pub fn messages(
         let Kind::Delta { since } = c.kind else {
             return Err(GraphError::sync_state_not_found());
         };
-        let items = changes(
-            mb,
-            folder,
-            since,
-            c.opts.change_type,
-            req.prefer.immutable_ids,
-        );
+        let items = round(mb, req, scope, Some(since), &c.opts)?;
         (Arc::new(items), 0, mb.seq, c.opts)
     } else {
-        let opts = parse_opts(req)?;
-        let since = filter::parse_received(req.q("filter"))?;
-        // A first round with changeType=deleted has nothing to list yet.
-        let items = if opts.change_type == Some(ChangeType::Deleted) {
-            Vec::new()
-        } else {
-            initial_items(mb, folder, since.as_ref())
-        };
+        let opts = parse_opts(req, scope.is_some())?;
+        let items = round(mb, req, scope, None, &opts)?;
         (Arc::new(items), 0, mb.seq, opts)
     };
     let size = req
@@ -274,7 +359,9 @@ pub fn messages(
         expand_ext: opts.expand_ext.clone(),
     };
     let end = (offset + size).min(items.len());
-    let value: Vec<Value> = items[offset..end]
+    let value: Vec<Value> = items
+        .get(offset..end)
+        .unwrap_or_default()
         .iter()
         .filter_map(|i| render_item(mb, i, &r))
         .collect();
@@ -297,13 +384,18 @@ pub fn messages(
         token.clone(),
         Cursor {
             mailbox: ctx.mailbox,
-            folder,
+            folder: scope,
             kind,
             opts,
         },
     );
+    let collection = if scope.is_some() {
+        "message"
+    } else {
+        "mailFolder"
+    };
     let body = json!({
-        "@odata.context": format!("{}/$metadata#Collection(message)", req.base),
+        "@odata.context": format!("{}/$metadata#Collection({collection})", req.base),
         link_name: req.link_with(&[(query_name.to_string(), token)]),
         "value": value,
     });

@@ -135,3 +135,164 @@ pub fn get_user(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResult<Respo
     });
     Ok(json(StatusCode::OK, &body))
 }
+
+fn folder_exists() -> GraphError {
+    GraphError::new(
+        StatusCode::CONFLICT,
+        "ErrorFolderExists",
+        "A folder with the specified name already exists.",
+    )
+}
+
+/// The `displayName` of a create or rename body.
+fn display_name(req: &Req) -> GraphResult<Option<String>> {
+    let body = req.json_body()?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| GraphError::bad_request("The request body must be a JSON object."))?;
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "displayName" | "isHidden") && !k.starts_with('@') {
+            return Err(GraphError::bad_request(format!(
+                "The property '{k}' does not exist on type 'microsoft.graph.mailFolder' or cannot be set."
+            )));
+        }
+    }
+    match obj.get("displayName") {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidRequest",
+            "The folder's display name must be a non-empty string.",
+        )),
+    }
+}
+
+/// Default folders cannot be renamed, moved or deleted *(unverified: the exact codes Exchange
+/// returns vary; these are the EWS names)*.
+fn distinguished(code: &str) -> GraphError {
+    GraphError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        "The operation is not allowed on a distinguished folder.",
+    )
+}
+
+/// `POST /me/mailFolders` or `POST /me/mailFolders/{id}/childFolders` `{"displayName":"X"}`.
+pub fn create(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    parent: Option<&str>,
+) -> GraphResult<Response> {
+    ctx.need(Perm::Write)?;
+    let name = display_name(req)?.ok_or_else(|| {
+        GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidRequest",
+            "A displayName is required to create a folder.",
+        )
+    })?;
+    let hidden = req
+        .json_body()?
+        .get("isHidden")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut inner = shared.lock();
+    let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
+    let parent_key = match parent {
+        Some(p) => mb.resolve_folder(p)?,
+        None => mb.root(),
+    };
+    if mb.child_named(parent_key, &name).is_some() {
+        return Err(folder_exists());
+    }
+    let key = mb.add_folder(Some(parent_key), &name, None, hidden);
+    let mut body = folder_json(mb, mb.folder(key)?);
+    body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+/// `PATCH /me/mailFolders/{id}` `{"displayName":"Y"}`
+pub fn rename(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
+    ctx.need(Perm::Write)?;
+    let name = display_name(req)?;
+    let mut inner = shared.lock();
+    let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
+    let key = mb.resolve_folder(id)?;
+    let f = mb.folder(key)?;
+    if let Some(n) = &name {
+        if f.well_known.is_some() {
+            return Err(distinguished("ErrorCannotRenameDistinguishedFolder"));
+        }
+        let parent = f.parent.unwrap_or(0);
+        if mb.child_named(parent, n).is_some_and(|k| k != key) {
+            return Err(folder_exists());
+        }
+        mb.update_folder(key, Some(n), None);
+    }
+    let mut body = folder_json(mb, mb.folder(key)?);
+    body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `DELETE /me/mailFolders/{id}`: into Deleted Items; a folder already there goes for good.
+pub fn delete(shared: &Arc<Shared>, ctx: &Ctx, id: &str) -> GraphResult<Response> {
+    ctx.need(Perm::Write)?;
+    let mut inner = shared.lock();
+    let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
+    let key = mb.resolve_folder(id)?;
+    let f = mb.folder(key)?;
+    if f.well_known.is_some() {
+        return Err(distinguished("ErrorDeleteDistinguishedFolder"));
+    }
+    let deleted = mb.wk("deleteditems")?;
+    if mb.is_ancestor(deleted, key) {
+        mb.remove_folder(key);
+    } else {
+        let name = unique_name(mb, deleted, &f.display_name.clone());
+        mb.update_folder(key, Some(&name), Some(deleted));
+    }
+    Ok(super::graph::no_content(StatusCode::NO_CONTENT))
+}
+
+/// Exchange keeps both when a same-named folder is deleted twice: the second gets a suffix.
+fn unique_name(mb: &Mailbox, parent: u64, name: &str) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 1;
+    while mb.child_named(parent, &candidate).is_some() {
+        candidate = format!("{name} {n}");
+        n += 1;
+    }
+    candidate
+}
+
+/// `POST /me/mailFolders/{id}/move` `{"destinationId":"…"}` → 201 with the folder.
+pub fn move_folder(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
+    ctx.need(Perm::Write)?;
+    let mut inner = shared.lock();
+    let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
+    let key = mb.resolve_folder(id)?;
+    let dest = super::items::destination(mb, req)?;
+    let f = mb.folder(key)?;
+    if f.well_known.is_some() {
+        return Err(distinguished("ErrorMoveDistinguishedFolder"));
+    }
+    if mb.is_ancestor(key, dest) {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ErrorMoveCopyFailed",
+            "A folder cannot be moved into itself or one of its subfolders.",
+        ));
+    }
+    if mb
+        .child_named(dest, &f.display_name)
+        .is_some_and(|k| k != key)
+    {
+        return Err(folder_exists());
+    }
+    mb.update_folder(key, None, Some(dest));
+    let mut body = folder_json(mb, mb.folder(key)?);
+    body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
+    Ok(json(StatusCode::CREATED, &body))
+}

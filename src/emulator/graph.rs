@@ -5,6 +5,8 @@
 //! exactly the same code, and so that Graph's case-insensitive segments and OData key syntax
 //! (`mailFolders('inbox')`) work everywhere.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -14,7 +16,7 @@ use serde_json::Value;
 
 use super::errors::{GraphError, GraphResult};
 use super::oauth::AccessToken;
-use super::{delta, folders, form, messages, send, Shared};
+use super::{attachments, delta, folders, form, items, messages, send, Shared};
 
 /// Parsed `Prefer` header values that change a response.
 #[derive(Clone, Debug, Default)]
@@ -142,8 +144,6 @@ pub fn split_segments(raw_path: &str) -> Vec<String> {
 pub struct Ctx {
     pub caller: AccessToken,
     pub mailbox: usize,
-    /// `me` or `users/{id}` as in the request path, for links.
-    pub user_path: String,
     pub upn: String,
 }
 
@@ -235,13 +235,9 @@ fn resolve_user(
         .first()
         .map(|s| s.to_ascii_lowercase())
         .unwrap_or_default();
-    let (who, user_path, used) = match first.as_str() {
-        "me" => (caller.account.clone(), "me".to_string(), 1),
-        "users" if segs.len() >= 2 => (
-            segs[1].clone(),
-            format!("users/{}", form::escape(&segs[1])),
-            2,
-        ),
+    let (who, used) = match first.as_str() {
+        "me" => (caller.account.clone(), 1),
+        "users" if segs.len() >= 2 => (segs[1].clone(), 2),
         _ => {
             return Err(GraphError::no_route(
                 segs.first().map(String::as_str).unwrap_or(""),
@@ -270,7 +266,6 @@ fn resolve_user(
         Ctx {
             caller,
             mailbox: idx,
-            user_path,
             upn,
         },
         used,
@@ -278,11 +273,14 @@ fn resolve_user(
 }
 
 /// Runs one Graph request (the `/v1.0/...` catch-all route and `$batch` both land here).
-pub async fn dispatch(shared: Arc<Shared>, req: Req) -> Response {
-    match dispatch_inner(&shared, &req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+/// Boxed because `$batch` calls back into it.
+pub fn dispatch(shared: Arc<Shared>, req: Req) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(async move {
+        match dispatch_inner(&shared, &req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
+    })
 }
 
 async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response> {
@@ -294,9 +292,31 @@ async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response
         ));
     }
     let caller = authenticate(shared, &req.headers)?;
+    if req.segs.len() == 1 && req.segs[0].eq_ignore_ascii_case("$batch") {
+        if req.method != Method::POST {
+            return Err(GraphError::no_route("$batch"));
+        }
+        return super::batch::run(shared.clone(), req).await;
+    }
     let (ctx, used) = resolve_user(shared, caller, &req.segs)?;
+    let label = super::throttle::route_label(req.method.as_str(), &req.segs);
+    // Held until the response is built: the request occupies one of the mailbox's slots.
+    let _permit = shared.throttle.admit(
+        &ctx.caller.client_id,
+        &ctx.upn,
+        &label,
+        req.body.len() as u64,
+    )?;
+    if let Some(fault) = super::faults::inject(shared.faults()).await {
+        return Ok(fault);
+    }
     let rest: Vec<String> = normalise_child_paths(&req.segs[used..]);
-    route(shared, req, &ctx, &rest).await
+    let resp = route(shared, req, &ctx, &rest).await?;
+    let out = axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .unwrap_or(0);
+    shared.throttle.bytes_out(&ctx.upn, out);
+    Ok(resp)
 }
 
 /// `mailFolders/{a}/childFolders/{b}/…` addresses folder `b` directly: fold it to `mailFolders/{b}/…`.
@@ -328,22 +348,61 @@ async fn route(
     let lc: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lc.iter().map(String::as_str).collect();
     let m = &req.method;
+    let id1 = || segs[1].as_str();
     match (l.as_slice(), m) {
         ([], &Method::GET) => folders::get_user(shared, req, ctx),
         (["mailfolders"], &Method::GET) => folders::list(shared, req, ctx, None),
-        (["mailfolders", "delta"], &Method::GET) => {
-            Err(GraphError::not_implemented("folder delta"))
+        (["mailfolders"], &Method::POST) => folders::create(shared, req, ctx, None),
+        (["mailfolders", "delta"], &Method::GET) => delta::folders(shared, req, ctx),
+        (["mailfolders", _], &Method::GET) => folders::get(shared, req, ctx, id1()),
+        (["mailfolders", _], &Method::PATCH) => folders::rename(shared, req, ctx, id1()),
+        (["mailfolders", _], &Method::DELETE) => folders::delete(shared, ctx, id1()),
+        (["mailfolders", _, "move"], &Method::POST) => {
+            folders::move_folder(shared, req, ctx, id1())
         }
-        (["mailfolders", _], &Method::GET) => folders::get(shared, req, ctx, &segs[1]),
         (["mailfolders", _, "childfolders"], &Method::GET) => {
-            folders::list(shared, req, ctx, Some(&segs[1]))
+            folders::list(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "childfolders"], &Method::POST) => {
+            folders::create(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "messages"], &Method::GET) => {
+            items::list(shared, req, ctx, Some(id1()))
+        }
+        (["mailfolders", _, "messages"], &Method::POST) => {
+            items::create(shared, req, ctx, Some(id1()))
         }
         (["mailfolders", _, "messages", "delta"], &Method::GET) => {
-            delta::messages(shared, req, ctx, &segs[1])
+            delta::messages(shared, req, ctx, id1())
         }
-        (["messages", _], &Method::GET) => messages::get(shared, req, ctx, &segs[1]),
-        (["messages", _, "$value"], &Method::GET) => messages::value(shared, req, ctx, &segs[1]),
-        (["messages", _], &Method::PATCH) => messages::patch(shared, req, ctx, &segs[1]),
+        (["messages"], &Method::GET) => items::list(shared, req, ctx, None),
+        (["messages"], &Method::POST) => items::create(shared, req, ctx, None),
+        (["messages", _], &Method::GET) => messages::get(shared, req, ctx, id1()),
+        (["messages", _], &Method::PATCH) => messages::patch(shared, req, ctx, id1()),
+        (["messages", _], &Method::DELETE) => items::delete(shared, ctx, id1()),
+        (["messages", _, "$value"], &Method::GET) => messages::value(shared, req, ctx, id1()),
+        (["messages", _, "move"], &Method::POST) => {
+            items::move_or_copy(shared, req, ctx, id1(), false)
+        }
+        (["messages", _, "copy"], &Method::POST) => {
+            items::move_or_copy(shared, req, ctx, id1(), true)
+        }
+        (["messages", _, "permanentdelete"], &Method::POST) => {
+            items::permanent_delete(shared, ctx, id1())
+        }
+        (["messages", _, "send"], &Method::POST) => items::send_draft(shared, ctx, id1()),
+        (["messages", _, "attachments"], &Method::GET) => {
+            attachments::list(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments"], &Method::POST) => {
+            attachments::add(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments", "createuploadsession"], &Method::POST) => {
+            attachments::create_session(shared, req, ctx, id1())
+        }
+        (["messages", _, "attachments", _], &Method::GET) => {
+            attachments::get(shared, req, ctx, id1(), &segs[3])
+        }
         (["sendmail"], &Method::POST) => send::send_mail(shared, req, ctx).await,
         _ => Err(unbuilt(segs, m)),
     }

@@ -4,22 +4,28 @@
 //! (`/{tenant}/oauth2/v2.0/...`, `/devicelogin`). State lives in memory, loaded from a fixtures
 //! folder (`fixtures/README.md`).
 
+mod attachments;
+mod batch;
 mod compose;
+mod control;
 mod delta;
 mod errors;
 mod extprops;
+mod faults;
 mod filter;
 mod fixtures;
 mod folders;
 mod form;
 mod graph;
 mod ids;
+mod items;
 mod messages;
 mod mime;
 mod oauth;
 mod rewrite;
 mod send;
 mod state;
+mod throttle;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +65,33 @@ pub struct EmulatorArgs {
     /// Serve `$value` as regenerated MIME, as Exchange does.
     #[arg(long)]
     pub mime_rewrite: bool,
+    /// Added latency per Graph request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Random extra latency up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Share (0–1) of Graph requests that fail with 503/504 or a dropped connection.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Request budget per app and mailbox, as REQUESTS/SECONDS.
+    #[arg(long, default_value = "10000/600")]
+    pub throttle: String,
+    /// Concurrent requests per app and mailbox before 429.
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrent: usize,
+    /// Upload volume per app and mailbox per 5 minutes, in MB.
+    #[arg(long, default_value_t = 150)]
+    pub upload_mb_per_5min: u64,
+    /// Messages a mailbox may send per minute.
+    #[arg(long, default_value_t = 30)]
+    pub send_per_minute: usize,
+    /// Recipients a mailbox may send to per day.
+    #[arg(long, default_value_t = 10_000)]
+    pub recipients_per_day: usize,
+    /// Recipients per message.
+    #[arg(long, default_value_t = 500)]
+    pub recipients_per_message: usize,
 }
 
 impl Default for EmulatorArgs {
@@ -70,6 +103,15 @@ impl Default for EmulatorArgs {
             client_id: None,
             token_lifetime_secs: 3600,
             mime_rewrite: false,
+            latency_ms: 0,
+            jitter_ms: 0,
+            error_rate: 0.0,
+            throttle: "10000/600".to_string(),
+            max_concurrent: 4,
+            upload_mb_per_5min: 150,
+            send_per_minute: 30,
+            recipients_per_day: 10_000,
+            recipients_per_message: 500,
         }
     }
 }
@@ -89,14 +131,25 @@ pub(crate) struct Inner {
     pub tenant: state::Tenant,
     pub oauth: oauth::OAuthState,
     pub delta: delta::DeltaStore,
+    pub uploads: attachments::Uploads,
 }
 
 pub(crate) struct Shared {
     pub args: EmulatorArgs,
     inner: Mutex<Inner>,
+    pub throttle: Arc<throttle::Throttle>,
+    faults: Mutex<faults::Faults>,
 }
 
 impl Shared {
+    pub fn faults(&self) -> faults::Faults {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_faults(&self, f: faults::Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
     /// A handler that panicked must not take the emulator down with it: ignore poisoning.
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -120,6 +173,31 @@ impl Emulator {
                 mailboxes: Vec::new(),
             },
         };
+        let (budget, window) = throttle::parse_budget(&args.throttle).ok_or_else(|| {
+            EmulatorError::InvalidArgument(format!(
+                "--throttle {}: expected REQUESTS/SECONDS such as 1000/60",
+                args.throttle
+            ))
+        })?;
+        if !(0.0..=1.0).contains(&args.error_rate) {
+            return Err(EmulatorError::InvalidArgument(
+                "--error-rate must be between 0 and 1".into(),
+            ));
+        }
+        let limits = throttle::Limits {
+            concurrent: args.max_concurrent.max(1),
+            budget,
+            window,
+            upload_bytes: args.upload_mb_per_5min * 1024 * 1024,
+            messages_per_minute: args.send_per_minute,
+            recipients_per_day: args.recipients_per_day,
+            recipients_per_message: args.recipients_per_message,
+        };
+        let faults = faults::Faults {
+            latency_ms: args.latency_ms,
+            jitter_ms: args.jitter_ms,
+            error_rate: args.error_rate,
+        };
         let mut args = args.clone();
         if let Some(upn) = &args.auto_consent {
             let idx = tenant
@@ -135,7 +213,10 @@ impl Emulator {
                     tenant,
                     oauth: oauth::OAuthState::default(),
                     delta: delta::DeltaStore::default(),
+                    uploads: attachments::Uploads::default(),
                 }),
+                throttle: Arc::new(throttle::Throttle::new(limits)),
+                faults: Mutex::new(faults),
             }),
         })
     }
@@ -155,6 +236,11 @@ impl Emulator {
             )
             .route("/v1.0", any(graph_entry))
             .route("/v1.0/{*rest}", any(graph_entry))
+            .nest("/_emulator", control::routes())
+            .route(
+                "/_upload/{token}",
+                axum::routing::put(attachments::put_chunk),
+            )
             .fallback(not_found)
             .layer(axum::middleware::from_fn(errors::stamp_layer))
             .layer(DefaultBodyLimit::max(HTTP_BODY_LIMIT))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -523,7 +523,8 @@ fn redirect_with_code(shared: &Shared, q: &HashMap<String, String>, account: &st
     if let Some(state) = q.get("state") {
         target.push_str(&format!("&state={}", form::escape(state)));
     }
-    Redirect::to(&target).into_response()
+    // The identity platform answers 302 Found.
+    (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
 }
 
 fn html_escape(s: &str) -> String {

@@ -92,13 +92,22 @@ pub async fn send_mail(shared: &Arc<Shared>, req: &Req, ctx: &Ctx) -> GraphResul
             save,
         )
     };
+    shared
+        .throttle
+        .check_send(&ctx.upn, recipient_count(&raw))?;
     let mut inner = shared.lock();
     submit(&mut inner.tenant, ctx.mailbox, raw, save)?;
     Ok(no_content(StatusCode::ACCEPTED))
 }
 
 /// Checks From, saves the Sent Items copy (Bcc kept), delivers inside the tenant (Bcc stripped).
-pub fn submit(tenant: &mut Tenant, mailbox: usize, raw: Vec<u8>, save: bool) -> GraphResult<()> {
+/// Returns the message as it went out (From rewritten, Message-ID and Date added).
+pub fn submit(
+    tenant: &mut Tenant,
+    mailbox: usize,
+    raw: Vec<u8>,
+    save: bool,
+) -> GraphResult<Vec<u8>> {
     let parsed = mime::parse(&raw).map_err(|_| {
         GraphError::new(
             StatusCode::BAD_REQUEST,
@@ -130,7 +139,14 @@ pub fn submit(tenant: &mut Tenant, mailbox: usize, raw: Vec<u8>, save: bool) -> 
         mb.insert_message(sent, stored(raw.clone(), parsed.clone(), true));
     }
     deliver_internal(tenant, &raw, &recipients);
-    Ok(())
+    Ok(raw)
+}
+
+/// To + Cc + Bcc of a message (0 when it does not parse; `submit` refuses it then).
+pub fn recipient_count(raw: &[u8]) -> usize {
+    mime::parse(raw)
+        .map(|p| p.to.len() + p.cc.len() + p.bcc.len())
+        .unwrap_or(0)
 }
 
 fn stored(raw: Vec<u8>, parsed: Parsed, is_read: bool) -> NewMessage {

@@ -132,6 +132,8 @@ pub struct Mailbox {
     pub messages: HashMap<MsgKey, Message>,
     pub msg_by_id: HashMap<String, MsgKey>,
     pub tombstones: Vec<Tombstone>,
+    /// Folders removed for good: (sequence, folder id), for folder delta's `@removed`.
+    pub folder_tombstones: Vec<(u64, String)>,
     pub seq: u64,
     next_key: u64,
 }
@@ -152,6 +154,7 @@ impl Mailbox {
             messages: HashMap::new(),
             msg_by_id: HashMap::new(),
             tombstones: Vec::new(),
+            folder_tombstones: Vec::new(),
             seq: 0,
             next_key: 1,
         };
@@ -441,6 +444,66 @@ impl Mailbox {
             m.ext = src.ext.clone();
         }
         Ok(new)
+    }
+
+    /// A child of `parent` with this display name (case-insensitive), if any.
+    pub fn child_named(&self, parent: FolderKey, name: &str) -> Option<FolderKey> {
+        self.folders
+            .values()
+            .find(|f| {
+                f.parent == Some(parent) && f.display_name.to_lowercase() == name.to_lowercase()
+            })
+            .map(|f| f.key)
+    }
+
+    /// Renames or re-parents a folder; its id stays (folder ids are stable).
+    pub fn update_folder(&mut self, key: FolderKey, name: Option<&str>, parent: Option<FolderKey>) {
+        let seq = self.bump();
+        let old_parent = self.folders.get(&key).and_then(|f| f.parent);
+        if let Some(f) = self.folders.get_mut(&key) {
+            if let Some(n) = name {
+                f.display_name = n.to_string();
+            }
+            if parent.is_some() {
+                f.parent = parent;
+            }
+            f.seq = seq;
+        }
+        // Parents' childFolderCount changed.
+        for p in [old_parent, parent].into_iter().flatten() {
+            if let Some(f) = self.folders.get_mut(&p) {
+                f.seq = seq;
+            }
+        }
+    }
+
+    /// Removes a folder, its subfolders and their messages for good.
+    pub fn remove_folder(&mut self, key: FolderKey) {
+        let children: Vec<FolderKey> = self
+            .folders
+            .values()
+            .filter(|f| f.parent == Some(key))
+            .map(|f| f.key)
+            .collect();
+        for c in children {
+            self.remove_folder(c);
+        }
+        let msgs: Vec<MsgKey> = self
+            .folders
+            .get(&key)
+            .map(|f| f.messages.iter().copied().collect())
+            .unwrap_or_default();
+        for m in msgs {
+            let _ = self.remove_message(m);
+        }
+        let seq = self.bump();
+        if let Some(f) = self.folders.remove(&key) {
+            self.folder_by_id.remove(&f.id);
+            self.folder_tombstones.push((seq, f.id));
+            if let Some(p) = f.parent.and_then(|p| self.folders.get_mut(&p)) {
+                p.seq = seq;
+            }
+        }
     }
 
     /// Whether `ancestor` is `key` or one of its parents (to refuse moving a folder into itself).
