@@ -5,3 +5,4 @@
 //! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
 
 pub mod emulator;
+pub mod imap;
