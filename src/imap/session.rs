@@ -205,7 +205,7 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 ..
-            } if selected => { let _ = (sequence_set, macro_or_item_names, uid); Outcome::no("x") }
+            } if selected => commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid).await,
             CommandBody::Store {
                 sequence_set,
                 kind,

@@ -2,7 +2,7 @@
 //! `session.pending` and returns the [`Outcome`] that becomes the tagged status.
 
 pub mod authenticate;
-//TMP pub mod fetch;
+pub mod fetch;
 pub mod list;
 pub mod select;
 pub mod store;
