@@ -15,7 +15,7 @@ async fn list_select_fetch_and_store_through_graph() {
     assert!(imap.greeting.starts_with("* OK"), "{}", imap.greeting);
     let caps = imap.cmd("CAPABILITY").await;
     caps.assert_ok();
-    assert!(caps.find("IMAP4rev1").is_some() && caps.find("AUTH=PLAIN").is_some());
+    assert!(caps.find("IMAP4REV1").is_some() && caps.find("AUTH=PLAIN").is_some());
 
     let refused = imap.cmd("SELECT INBOX").await;
     assert!(refused.status.starts_with("BAD"), "{}", refused.status);
@@ -83,11 +83,11 @@ async fn list_select_fetch_and_store_through_graph() {
     let flagged_before = count_flagged(&outlook).await;
     let stored = imap.cmd("STORE 1 +FLAGS (\\Flagged)").await;
     stored.assert_ok();
-    assert!(stored.find("FLAGS (\\Flagged)").is_some(), "{:#?}", stored.untagged);
+    assert!(stored.find("\\Flagged").is_some(), "{:#?}", stored.untagged);
     let noop = other.cmd("NOOP").await;
     noop.assert_ok();
     assert!(
-        noop.find("FLAGS (\\Flagged)").is_some(),
+        noop.find("\\Flagged").is_some(),
         "second session sees the change: {:#?}",
         noop.untagged
     );
@@ -132,7 +132,7 @@ async fn one_mailbox_logins_and_authenticate_plain() {
 
     // Not assigned → AUTHORIZATIONFAILED.
     let mut refused = Imap::connect(addr).await;
-    let reply = refused.cmd("LOGIN support@contoso.test*demo demo").await;
+    let reply = refused.cmd("LOGIN \"support@contoso.test*demo\" demo").await;
     assert!(reply.status.starts_with("NO [AUTHORIZATIONFAILED]"), "{}", reply.status);
     demo.stop().await;
 }

@@ -242,7 +242,8 @@ impl MailboxSync {
             return Ok(raw);
         }
         let raw = match self.graph.mime(graph_id).await {
-            Ok(raw) => raw,
+            // IMAP requires CRLF; the stored bytes are the served bytes, so fix them once here.
+            Ok(raw) => crate::imap::fetch::normalize_line_endings(&raw).into_owned(),
             Err(e) if e.is_not_found() => return Err(SyncError::Gone),
             Err(e) => return Err(e.into()),
         };

@@ -67,7 +67,9 @@ impl Imap {
 
     pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Imap {
         let mut imap = Imap::connect(addr).await;
-        imap.cmd(&format!("LOGIN {user} {password}")).await.assert_ok();
+        imap.cmd(&format!("LOGIN {} {}", quote(user), quote(password)))
+            .await
+            .assert_ok();
         imap
     }
 
@@ -138,6 +140,11 @@ fn literal_length(line: &[u8]) -> Option<usize> {
     let inner = text.strip_suffix('}')?;
     let open = inner.rfind('{')?;
     inner[open + 1..].trim_end_matches('+').parse().ok()
+}
+
+/// An IMAP quoted string.
+pub fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Polls `check` every 200 ms until it returns true or `limit` passes.

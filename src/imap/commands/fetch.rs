@@ -4,7 +4,8 @@
 
 use std::num::NonZeroU32;
 
-use imap_next::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
+use imap_next::imap_types::extensions::binary::Literal8;
 use imap_next::imap_types::datetime::DateTime;
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
@@ -32,14 +33,6 @@ pub async fn fetch(
     if uid && !names.contains(&MessageDataItemName::Uid) {
         names.insert(0, MessageDataItemName::Uid);
     }
-    if names.iter().any(|n| {
-        matches!(
-            n,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        )
-    }) {
-        return Outcome::bad("BINARY is not supported by this bridge yet");
-    }
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
     };
@@ -52,6 +45,10 @@ pub async fn fetch(
         match fetch_one(selected, seq, index, &names).await {
             Ok(data) => session.pending.push(data.into()),
             Err(FetchFailure::Gone) => failures += 1,
+            Err(FetchFailure::UnknownCte) => {
+                return Outcome::no("A part has a content transfer encoding this server cannot decode")
+                    .with_atom_code("UNKNOWN-CTE")
+            }
             Err(FetchFailure::Other(text)) => return Outcome::no(text),
         }
     }
@@ -69,6 +66,8 @@ pub async fn fetch(
 
 enum FetchFailure {
     Gone,
+    /// BINARY of a part whose Content-Transfer-Encoding is unknown (RFC 3516).
+    UnknownCte,
     Other(String),
 }
 
@@ -94,7 +93,7 @@ async fn fetch_one(
     let view = MessageView::parse(&raw);
     let mut items = Vec::with_capacity(names.len() + 1);
     for name in names {
-        items.push(item(name, &message, &raw, &view));
+        items.push(item(name, &message, &raw, &view)?);
     }
     if sets_seen && !names.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItem::Flags(flag_list(&message)));
@@ -160,8 +159,8 @@ fn item(
     message: &MessageRecord,
     raw: &[u8],
     view: &MessageView<'_>,
-) -> MessageDataItem<'static> {
-    match name {
+) -> Result<MessageDataItem<'static>, FetchFailure> {
+    Ok(match name {
         MessageDataItemName::Uid => {
             MessageDataItem::Uid(NonZeroU32::new(message.uid).unwrap_or(NonZeroU32::MIN))
         }
@@ -200,11 +199,43 @@ fn item(
                 data,
             }
         }
-        // Refused before any message is read (see `fetch`).
-        MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-            MessageDataItem::Rfc822Size(raw.len() as u32)
+        MessageDataItemName::Binary {
+            section, partial: range, ..
+        } => {
+            let numbers: Vec<u32> = section.iter().map(|n| n.get()).collect();
+            let decoded = view
+                .binary(&numbers)
+                .map_err(|_| FetchFailure::UnknownCte)?;
+            let value = match decoded {
+                None => NString8::NString(NString(None)),
+                Some(bytes) => {
+                    let bytes = match range {
+                        Some((start, length)) => partial(&bytes, *start, length.get()).to_vec(),
+                        None => bytes,
+                    };
+                    NString8::Literal8(Literal8 {
+                        data: bytes.into(),
+                        mode: LiteralMode::Sync,
+                    })
+                }
+            };
+            MessageDataItem::Binary {
+                section: section.clone(),
+                value,
+            }
         }
-    }
+        MessageDataItemName::BinarySize { section } => {
+            let numbers: Vec<u32> = section.iter().map(|n| n.get()).collect();
+            let size = view
+                .binary_size(&numbers)
+                .map_err(|_| FetchFailure::UnknownCte)?
+                .unwrap_or(0);
+            MessageDataItem::BinarySize {
+                section: section.clone(),
+                size,
+            }
+        }
+    })
 }
 
 /// The bytes of `BODY[section]`; None when the message has no such part.

@@ -100,6 +100,7 @@ pub fn capabilities(logged_in: bool) -> Vec1<Capability<'static>> {
         caps.push(Capability::SaslIr);
     }
     caps.push(Capability::Idle);
+    caps.push(Capability::Binary);
     caps.push(Capability::try_from("SPECIAL-USE").unwrap_or(Capability::Imap4Rev1));
     caps.dedup();
     Vec1::unvalidated(caps)
