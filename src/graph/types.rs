@@ -64,6 +64,12 @@ pub struct ExtendedProperty {
 /// The fields every message delta asks for.
 pub const DELTA_SELECT: &str = "receivedDateTime,isRead,isDraft,flag,categories";
 
+/// PidTagLastVerbExecuted: 102 reply, 103 reply all, 104 forward (graph-facts, flag table).
+pub const LAST_VERB: &str = "Integer 0x1081";
+/// PidTagIconIndex: what Outlook shows for a replied (261) or forwarded (262) message.
+pub const ICON_INDEX: &str = "Integer 0x1080";
+pub const LAST_VERB_EXPAND: &str = "singleValueExtendedProperties($filter=id eq 'Integer 0x1081')";
+
 /// Graph's error envelope.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorEnvelope {

@@ -239,3 +239,9 @@ pub fn set_subscribed(conn: &Connection, folder_id: i64, subscribed: bool) -> St
     )?;
     Ok(())
 }
+
+/// Removes one folder and its messages (after Graph deleted it).
+pub fn remove_folder(conn: &Connection, folder_id: i64) -> StoreResult<()> {
+    conn.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
+    Ok(())
+}

@@ -171,7 +171,13 @@ fn upsert_one(tx: &Transaction<'_>, folder_id: i64, m: &MessageUpsert) -> StoreR
             tx.execute(
                 "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
                  WHERE folder_id = ?1 AND graph_id = ?2",
-                params![folder_id, m.graph_id, new_flags.0, m.keywords, modseq as i64],
+                params![
+                    folder_id,
+                    m.graph_id,
+                    new_flags.0,
+                    m.keywords,
+                    modseq as i64
+                ],
             )?;
             Ok(Upserted::Changed)
         }
@@ -251,7 +257,11 @@ pub fn put_body(
     Ok(())
 }
 
-pub fn get_body(conn: &Connection, mailbox_id: i64, graph_id: &str) -> StoreResult<Option<Vec<u8>>> {
+pub fn get_body(
+    conn: &Connection,
+    mailbox_id: i64,
+    graph_id: &str,
+) -> StoreResult<Option<Vec<u8>>> {
     let compressed: Option<Vec<u8>> = conn
         .query_row(
             "SELECT zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2",
@@ -270,7 +280,11 @@ pub fn get_body(conn: &Connection, mailbox_id: i64, graph_id: &str) -> StoreResu
 }
 
 /// Graph ids in a mailbox whose bodies are not stored yet, newest first.
-pub fn missing_bodies(conn: &Connection, mailbox_id: i64, limit: usize) -> StoreResult<Vec<String>> {
+pub fn missing_bodies(
+    conn: &Connection,
+    mailbox_id: i64,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT m.graph_id FROM messages m JOIN folders f ON f.id = m.folder_id
          WHERE f.mailbox_id = ?1 AND NOT EXISTS (
@@ -279,4 +293,48 @@ pub fn missing_bodies(conn: &Connection, mailbox_id: i64, limit: usize) -> Store
     )?;
     let rows = stmt.query_map(params![mailbox_id, limit as i64], |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Applies one message to a folder (as [`apply_changes`] does) and returns its UID: the new
+/// one, or the one it already had if a delta pass got there first.
+pub fn upsert_returning_uid(
+    conn: &mut Connection,
+    folder_id: i64,
+    message: &MessageUpsert,
+) -> StoreResult<u32> {
+    apply_changes(conn, folder_id, std::slice::from_ref(message), &[])?;
+    conn.query_row(
+        "SELECT uid FROM messages WHERE folder_id = ?1 AND graph_id = ?2",
+        params![folder_id, message.graph_id],
+        |row| row.get(0),
+    )
+    .map_err(StoreError::from)
+}
+
+/// Removes messages by UID (an expunge the bridge did itself); returns how many went.
+pub fn remove_uids(conn: &mut Connection, folder_id: i64, uids: &[u32]) -> StoreResult<usize> {
+    let tx = conn.transaction()?;
+    let mut removed = 0;
+    for uid in uids {
+        removed += tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2",
+            params![folder_id, uid],
+        )?;
+    }
+    if removed > 0 {
+        bump_modseq(&tx, folder_id)?;
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// Gives a copy (a new Graph id) the bytes of its original, so both serve the same message.
+pub fn copy_body(conn: &Connection, mailbox_id: i64, from: &str, to: &str) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO bodies (mailbox_id, graph_id, size, zstd, origin)
+         SELECT mailbox_id, ?3, size, zstd, origin FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2
+         ON CONFLICT (mailbox_id, graph_id) DO NOTHING",
+        params![mailbox_id, from, to],
+    )?;
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{MailboxSync, SyncError};
-use crate::graph::types::DeltaMessage;
+use crate::graph::types::{DeltaMessage, ICON_INDEX, LAST_VERB};
 use crate::mailstore::{folders as stored_folders, messages as stored, ApplyOutcome};
 use crate::mailstore::{Flags, FolderRecord, MessageUpsert};
 
@@ -100,7 +100,11 @@ fn split_page(items: Vec<DeltaMessage>) -> (Vec<MessageUpsert>, Vec<String>) {
         } else {
             upserts.push(MessageUpsert {
                 flags: flags_from_graph(&item),
-                keywords: item.categories.clone().unwrap_or_default().join(" "),
+                keywords: item
+                    .categories
+                    .clone()
+                    .unwrap_or_default()
+                    .join(CATEGORY_SEPARATOR),
                 internal_date: item
                     .received_date_time
                     .as_deref()
@@ -113,21 +117,80 @@ fn split_page(items: Vec<DeltaMessage>) -> (Vec<MessageUpsert>, Vec<String>) {
     (upserts, removed)
 }
 
+/// Graph categories are stored joined by this (a category may contain spaces, not newlines).
+pub const CATEGORY_SEPARATOR: &str = "\n";
+
+/// Last-verb values (PidTagLastVerbExecuted) and the icon Outlook shows for them.
+const VERB_REPLY: u32 = 102;
+const VERB_REPLY_ALL: u32 = 103;
+const VERB_FORWARD: u32 = 104;
+const ICON_REPLIED: u32 = 261;
+const ICON_FORWARDED: u32 = 262;
+
 /// IMAP system flags from a Graph message (see the flag table in graph-facts).
 pub fn flags_from_graph(message: &DeltaMessage) -> Flags {
     let flagged = message
         .flag
         .as_ref()
         .is_some_and(|f| f.flag_status == "flagged");
+    let verb = last_verb(message);
     Flags::default()
         .with(Flags::SEEN, message.is_read.unwrap_or(false))
         .with(Flags::FLAGGED, flagged)
         .with(Flags::DRAFT, message.is_draft.unwrap_or(false))
+        .with(
+            Flags::ANSWERED,
+            matches!(verb, Some(VERB_REPLY | VERB_REPLY_ALL)),
+        )
+        .with(Flags::FORWARDED, verb == Some(VERB_FORWARD))
 }
 
-/// The PATCH body that carries a flag change to Graph, or None when Graph holds none of it.
-pub(super) fn flag_patch(old: Flags, new: Flags) -> Option<serde_json::Value> {
+fn last_verb(message: &DeltaMessage) -> Option<u32> {
+    message
+        .single_value_extended_properties
+        .as_ref()?
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(LAST_VERB))
+        .and_then(|p| p.value.trim().parse().ok())
+}
+
+/// The PATCH body that carries a flag or keyword change to Graph, or None when Graph holds
+/// none of it. \Answered and $Forwarded share one single-valued property in Graph: when both
+/// are set, Graph records the forward.
+pub(super) fn flag_patch(
+    old: Flags,
+    new: Flags,
+    old_keywords: &str,
+    new_keywords: &str,
+) -> Option<serde_json::Value> {
     let mut patch = serde_json::Map::new();
+    if old_keywords != new_keywords {
+        let categories: Vec<&str> = new_keywords
+            .split(CATEGORY_SEPARATOR)
+            .filter(|c| !c.is_empty())
+            .collect();
+        patch.insert("categories".into(), json!(categories));
+    }
+    let verb_of = |f: Flags| {
+        if f.has(Flags::FORWARDED) {
+            Some((VERB_FORWARD, ICON_FORWARDED))
+        } else if f.has(Flags::ANSWERED) {
+            Some((VERB_REPLY, ICON_REPLIED))
+        } else {
+            None
+        }
+    };
+    if verb_of(old) != verb_of(new) {
+        // Graph cannot remove a single-value property by PATCH; 0 means "no verb" to Outlook.
+        let (verb, icon) = verb_of(new).unwrap_or((0, 0));
+        patch.insert(
+            "singleValueExtendedProperties".into(),
+            json!([
+                {"id": LAST_VERB, "value": verb.to_string()},
+                {"id": ICON_INDEX, "value": icon.to_string()},
+            ]),
+        );
+    }
     if old.has(Flags::SEEN) != new.has(Flags::SEEN) {
         patch.insert("isRead".into(), json!(new.has(Flags::SEEN)));
     }
@@ -159,40 +222,67 @@ mod tests {
 
     #[test]
     fn graph_fields_map_to_imap_flags() {
-        let m = delta(json!({"id":"a","isRead":true,"flag":{"flagStatus":"flagged"},"isDraft":false}));
+        let m =
+            delta(json!({"id":"a","isRead":true,"flag":{"flagStatus":"flagged"},"isDraft":false}));
         let f = flags_from_graph(&m);
         assert!(f.has(Flags::SEEN) && f.has(Flags::FLAGGED) && !f.has(Flags::DRAFT));
-        let m = delta(json!({"id":"b","isRead":false,"flag":{"flagStatus":"complete"},"isDraft":true}));
+        let m =
+            delta(json!({"id":"b","isRead":false,"flag":{"flagStatus":"complete"},"isDraft":true}));
         let f = flags_from_graph(&m);
         assert!(!f.has(Flags::SEEN) && !f.has(Flags::FLAGGED) && f.has(Flags::DRAFT));
+        let m = delta(
+            json!({"id":"c","singleValueExtendedProperties":[{"id":"Integer 0x1081","value":"103"}]}),
+        );
+        assert!(flags_from_graph(&m).has(Flags::ANSWERED));
+        let m = delta(
+            json!({"id":"d","singleValueExtendedProperties":[{"id":"Integer 0x1081","value":"104"}]}),
+        );
+        let f = flags_from_graph(&m);
+        assert!(f.has(Flags::FORWARDED) && !f.has(Flags::ANSWERED));
     }
 
     #[test]
     fn patch_carries_only_what_changed() {
         let seen = Flags::default().with(Flags::SEEN, true);
-        assert_eq!(flag_patch(seen, seen), None);
+        assert_eq!(flag_patch(seen, seen, "", ""), None);
         assert_eq!(
-            flag_patch(Flags::default(), seen),
+            flag_patch(Flags::default(), seen, "", ""),
             Some(json!({"isRead": true}))
         );
         let flagged = seen.with(Flags::FLAGGED, true);
         assert_eq!(
-            flag_patch(seen, flagged),
+            flag_patch(seen, flagged, "", ""),
             Some(json!({"flag": {"flagStatus": "flagged"}}))
         );
         // \Deleted is the bridge's own: nothing goes to Graph.
-        assert_eq!(flag_patch(seen, seen.with(Flags::DELETED, true)), None);
+        assert_eq!(
+            flag_patch(seen, seen.with(Flags::DELETED, true), "", ""),
+            None
+        );
+        assert_eq!(
+            flag_patch(seen, seen, "Red category", "Red category\nKunde"),
+            Some(json!({"categories": ["Red category", "Kunde"]}))
+        );
+        let answered = flag_patch(seen, seen.with(Flags::ANSWERED, true), "", "").expect("patch");
+        assert_eq!(answered["singleValueExtendedProperties"][0]["value"], "102");
+        assert_eq!(answered["singleValueExtendedProperties"][1]["value"], "261");
     }
 
     #[test]
     fn removed_items_and_times_are_read() {
         let items = vec![
             delta(json!({"id":"gone","@removed":{"reason":"deleted"}})),
-            delta(json!({"id":"new","receivedDateTime":"2026-01-05T09:30:00Z","isRead":false,"categories":["Red"]})),
+            delta(
+                json!({"id":"new","receivedDateTime":"2026-01-05T09:30:00Z","isRead":false,"categories":["Red"]}),
+            ),
         ];
         let (upserts, removed) = split_page(items);
         assert_eq!(removed, vec!["gone"]);
         assert_eq!(upserts[0].internal_date, 1_767_605_400);
         assert_eq!(upserts[0].keywords, "Red");
+        let two = split_page(vec![delta(
+            json!({"id":"x","categories":["Red category","Kunde"]}),
+        )]);
+        assert_eq!(two.0[0].keywords, "Red category\nKunde");
     }
 }

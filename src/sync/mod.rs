@@ -5,8 +5,10 @@
 //! bodies in the background (newest first) and on demand. Writes (flags, sending) go to Graph
 //! first and reach the store only once Graph accepted them (ARCHITECTURE invariant 4).
 
+mod append;
 mod folders;
 mod messages;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use crate::mailstore::{
     accounts, messages as stored, BodyOrigin, Flags, FolderRecord, SigninState, Store, StoreError,
 };
 
-pub use messages::flags_from_graph;
+pub use messages::{flags_from_graph, CATEGORY_SEPARATOR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -30,6 +32,8 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("the message is no longer in Microsoft 365")]
     Gone,
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl SyncError {
@@ -297,18 +301,18 @@ impl MailboxSync {
         }
     }
 
-    /// Writes \Seen and \Flagged of one message to Graph, then to the store.
+    /// Writes a message's flags and keywords (Graph categories) to Graph, then to the store.
     /// Returns the new MODSEQ.
     pub async fn store_flags(
         &self,
         folder: &FolderRecord,
         uid: u32,
         graph_id: &str,
-        old: Flags,
+        old: (Flags, &str),
         new: Flags,
         keywords: &str,
     ) -> Result<u64, SyncError> {
-        let patch = messages::flag_patch(old, new);
+        let patch = messages::flag_patch(old.0, new, old.1, keywords);
         if let Some(patch) = patch {
             match self.graph.patch_message(graph_id, patch).await {
                 Ok(()) => {}

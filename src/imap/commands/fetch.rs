@@ -5,8 +5,8 @@
 use std::num::NonZeroU32;
 
 use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
-use imap_next::imap_types::extensions::binary::Literal8;
 use imap_next::imap_types::datetime::DateTime;
+use imap_next::imap_types::extensions::binary::Literal8;
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
@@ -27,7 +27,9 @@ pub async fn fetch(
     uid: bool,
 ) -> Outcome {
     let mut names = match names {
-        MacroOrMessageDataItemNames::Macro(m) => m.expand().into_iter().map(|n| n.into_static()).collect(),
+        MacroOrMessageDataItemNames::Macro(m) => {
+            m.expand().into_iter().map(|n| n.into_static()).collect()
+        }
         MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
     };
     if uid && !names.contains(&MessageDataItemName::Uid) {
@@ -46,8 +48,10 @@ pub async fn fetch(
             Ok(data) => session.pending.push(data.into()),
             Err(FetchFailure::Gone) => failures += 1,
             Err(FetchFailure::UnknownCte) => {
-                return Outcome::no("A part has a content transfer encoding this server cannot decode")
-                    .with_atom_code("UNKNOWN-CTE")
+                return Outcome::no(
+                    "A part has a content transfer encoding this server cannot decode",
+                )
+                .with_atom_code("UNKNOWN-CTE")
             }
             Err(FetchFailure::Other(text)) => return Outcome::no(text),
         }
@@ -140,7 +144,14 @@ async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecor
     let new = message.flags.with(Flags::SEEN, true);
     let result = selected
         .sync
-        .store_flags(&selected.folder, message.uid, &message.graph_id, message.flags, new, &message.keywords)
+        .store_flags(
+            &selected.folder,
+            message.uid,
+            &message.graph_id,
+            (message.flags, &message.keywords),
+            new,
+            &message.keywords,
+        )
         .await;
     match result {
         Ok(modseq) => {
@@ -150,7 +161,9 @@ async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecor
             Ok(known.clone())
         }
         Err(SyncError::Gone) => Err(FetchFailure::Gone),
-        Err(e) => Err(FetchFailure::Other(format!("Cannot set \\Seen in Microsoft 365: {e}"))),
+        Err(e) => Err(FetchFailure::Other(format!(
+            "Cannot set \\Seen in Microsoft 365: {e}"
+        ))),
     }
 }
 
@@ -167,7 +180,10 @@ fn item(
         MessageDataItemName::Flags => MessageDataItem::Flags(flag_list(message)),
         MessageDataItemName::InternalDate => MessageDataItem::InternalDate(internal_date(message)),
         MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(
-            message.size.unwrap_or(raw.len() as u64).min(u32::MAX as u64) as u32,
+            message
+                .size
+                .unwrap_or(raw.len() as u64)
+                .min(u32::MAX as u64) as u32,
         ),
         MessageDataItemName::Envelope => MessageDataItem::Envelope(view.envelope()),
         MessageDataItemName::Body => MessageDataItem::Body(view.body_structure(false)),
@@ -182,7 +198,9 @@ fn item(
             section_bytes(view, Some(&Section::Text(None))).unwrap_or_default(),
         )),
         MessageDataItemName::BodyExt {
-            section, partial: range, ..
+            section,
+            partial: range,
+            ..
         } => {
             let bytes = section_bytes(view, section.as_ref());
             let (origin, data) = match (bytes, range) {
@@ -200,7 +218,9 @@ fn item(
             }
         }
         MessageDataItemName::Binary {
-            section, partial: range, ..
+            section,
+            partial: range,
+            ..
         } => {
             let numbers: Vec<u32> = section.iter().map(|n| n.get()).collect();
             let decoded = view

@@ -43,7 +43,10 @@ pub(crate) enum Kind {
 enum Stop {
     Eof,
     /// At the start of a boundary line of the multipart at `level` of the stack.
-    Boundary { level: usize, line: usize },
+    Boundary {
+        level: usize,
+        line: usize,
+    },
 }
 
 /// Parses `raw` as a message. Never fails.
@@ -155,9 +158,7 @@ impl Parser<'_> {
     /// Which multipart's boundary the line at `pos` is, innermost first.
     fn boundary_at(&self, pos: usize) -> Option<usize> {
         let line = self.raw.get(pos..)?.strip_prefix(b"--")?;
-        self.boundaries
-            .iter()
-            .rposition(|b| line.starts_with(b))
+        self.boundaries.iter().rposition(|b| line.starts_with(b))
     }
 
     /// Where a body starting at `body_start` ends, given where reading stopped: the
@@ -223,7 +224,10 @@ mod tests {
         let c = children(&root);
         assert_eq!(c.len(), 2);
         assert_eq!(body(raw, &c[0]), b"one");
-        assert_eq!(&raw[c[1].header.clone()], b"Content-Type: text/html\r\n\r\n");
+        assert_eq!(
+            &raw[c[1].header.clone()],
+            b"Content-Type: text/html\r\n\r\n"
+        );
         assert_eq!(body(raw, &c[1]), b"two\r\n");
         assert_eq!(body(raw, &root), &raw[root.header.end..]);
         assert!(body(raw, &root).starts_with(b"pre\r\n--b"));
@@ -242,7 +246,8 @@ mod tests {
 
     #[test]
     fn missing_end_boundary_runs_to_eof() {
-        let raw = b"Content-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\n\r\na\r\n--X\r\n\r\nlast\r\n";
+        let raw =
+            b"Content-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\n\r\na\r\n--X\r\n\r\nlast\r\n";
         let root = parse(raw);
         let c = children(&root);
         assert_eq!(c.len(), 2);
@@ -282,7 +287,8 @@ mod tests {
         let mut raw = Vec::new();
         for i in 0..150 {
             raw.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n").as_bytes(),
+                format!("Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n")
+                    .as_bytes(),
             );
         }
         raw.extend_from_slice(b"\r\ndeep\r\n");

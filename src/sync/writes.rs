@@ -1,0 +1,233 @@
+//! The front's writes, carried to Graph first and reflected into the store only once Graph
+//! accepted them (ARCHITECTURE invariant 4). The delta that later reports the same change
+//! finds the store already equal and changes nothing.
+
+use super::{MailboxSync, SyncError};
+use crate::graph::GraphError;
+use crate::mailstore::{folders, messages as stored, FolderRecord, MessageRecord, MessageUpsert};
+use crate::mailstore::{BodyOrigin, Flags, StoreError};
+
+impl MailboxSync {
+    /// Creates a folder under `parent` (or at the top) and returns it with its new UIDVALIDITY.
+    pub async fn create_folder(
+        &self,
+        parent: Option<&FolderRecord>,
+        name: &str,
+    ) -> Result<FolderRecord, SyncError> {
+        let _pass = self.pass.lock().await;
+        let created = self
+            .graph
+            .create_folder(parent.map(|p| p.graph_id.as_str()), name)
+            .await?;
+        self.sync_folders().await?;
+        self.announce();
+        self.folder_by_graph_id(&created.id).await
+    }
+
+    /// Renames and/or moves a folder; UIDVALIDITY and UIDs stay (Graph folder ids are stable).
+    pub async fn rename_folder(
+        &self,
+        folder: &FolderRecord,
+        new_parent: Option<&FolderRecord>,
+        new_name: &str,
+    ) -> Result<(), SyncError> {
+        let _pass = self.pass.lock().await;
+        if folder.display_name != new_name {
+            self.graph.rename_folder(&folder.graph_id, new_name).await?;
+        }
+        let parent_changed =
+            new_parent.map(|p| p.graph_id.as_str()) != folder.parent_graph_id.as_deref();
+        if parent_changed {
+            let destination = match new_parent {
+                Some(parent) => parent.graph_id.as_str(),
+                None => "msgfolderroot",
+            };
+            self.graph
+                .move_folder(&folder.graph_id, destination)
+                .await?;
+        }
+        self.sync_folders().await?;
+        self.announce();
+        Ok(())
+    }
+
+    /// Deletes a folder in Graph (Exchange moves it to Deleted Items) and forgets it here.
+    pub async fn delete_folder(&self, folder: &FolderRecord) -> Result<(), SyncError> {
+        let _pass = self.pass.lock().await;
+        match self.graph.delete_folder(&folder.graph_id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let folder_id = folder.id;
+        self.store
+            .call(move |c| folders::remove_folder(c, folder_id))
+            .await?;
+        self.sync_folders().await?;
+        self.announce();
+        Ok(())
+    }
+
+    /// Moves a message; returns its UID in the destination. The immutable id, and so the
+    /// stored body, comes along.
+    pub async fn move_message(
+        &self,
+        from: &FolderRecord,
+        message: &MessageRecord,
+        to: &FolderRecord,
+    ) -> Result<u32, SyncError> {
+        let moved = self
+            .graph
+            .move_message(&message.graph_id, &to.graph_id, false)
+            .await
+            .map_err(gone_if_missing)?;
+        let (source, uid) = (from.id, message.uid);
+        self.store
+            .call(move |c| stored::remove_uids(c, source, &[uid]))
+            .await?;
+        let new_uid = self.insert_known(to, message, &moved.id).await?;
+        self.announce();
+        Ok(new_uid)
+    }
+
+    /// Copies a message; returns the copy's UID. The copy serves the original's bytes.
+    pub async fn copy_message(
+        &self,
+        message: &MessageRecord,
+        to: &FolderRecord,
+    ) -> Result<u32, SyncError> {
+        let copy = self
+            .graph
+            .move_message(&message.graph_id, &to.graph_id, true)
+            .await
+            .map_err(gone_if_missing)?;
+        let (account, original, new_id) =
+            (self.account_id, message.graph_id.clone(), copy.id.clone());
+        self.store
+            .call(move |c| stored::copy_body(c, account, &original, &new_id))
+            .await?;
+        let uid = self.insert_known(to, message, &copy.id).await?;
+        self.announce();
+        Ok(uid)
+    }
+
+    /// Deletes a message in Graph (to Deleted Items, or for good) and expunges it here.
+    pub async fn delete_message(
+        &self,
+        folder: &FolderRecord,
+        message: &MessageRecord,
+        permanent: bool,
+    ) -> Result<(), SyncError> {
+        match self
+            .graph
+            .delete_message(&message.graph_id, permanent)
+            .await
+        {
+            Ok(()) => {}
+            // Already gone in Outlook: the expunge stands.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (folder_id, uid) = (folder.id, message.uid);
+        self.store
+            .call(move |c| stored::remove_uids(c, folder_id, &[uid]))
+            .await?;
+        self.announce();
+        Ok(())
+    }
+
+    /// Creates a message in a folder from the client's bytes (APPEND) and returns its UID.
+    /// The bytes are stored as given and served byte for byte; Graph's copy is its own
+    /// rendering of them. A message without `\Draft` is created as a non-draft (the
+    /// PidTagMessageFlags workaround in graph-facts).
+    pub async fn append(
+        &self,
+        folder: &FolderRecord,
+        raw: &[u8],
+        flags: Flags,
+        keywords: &str,
+        internal_date: i64,
+    ) -> Result<u32, SyncError> {
+        let created = if flags.has(Flags::DRAFT) {
+            self.graph
+                .create_mime_message(&folder.graph_id, raw)
+                .await?
+        } else {
+            let json =
+                super::append::graph_json(raw, flags, keywords).map_err(SyncError::Unsupported)?;
+            self.graph
+                .create_json_message(&folder.graph_id, json)
+                .await?
+        };
+        let graph_id = created.id.clone();
+        let account = self.account_id;
+        let bytes = raw.to_vec();
+        self.store
+            .call(move |c| stored::put_body(c, account, &graph_id, &bytes, BodyOrigin::Bridge))
+            .await?;
+        if flags.has(Flags::DRAFT) {
+            // A MIME-created draft comes back read and unflagged; set what the client asked.
+            let graph_state = Flags(Flags::SEEN | Flags::DRAFT);
+            if let Some(patch) = super::messages::flag_patch(graph_state, flags, "", keywords) {
+                self.graph.patch_message(&created.id, patch).await?;
+            }
+        }
+        let upsert = MessageUpsert {
+            graph_id: created.id,
+            flags,
+            keywords: keywords.to_string(),
+            internal_date,
+        };
+        let folder_id = folder.id;
+        let uid = self
+            .store
+            .call(move |c| stored::upsert_returning_uid(c, folder_id, &upsert))
+            .await?;
+        self.announce();
+        Ok(uid)
+    }
+
+    /// Records a message Graph just put into `to` under `graph_id`, keeping the flags and
+    /// INTERNALDATE it had before.
+    async fn insert_known(
+        &self,
+        to: &FolderRecord,
+        message: &MessageRecord,
+        graph_id: &str,
+    ) -> Result<u32, SyncError> {
+        let upsert = MessageUpsert {
+            graph_id: graph_id.to_string(),
+            // \Deleted does not travel: it marked the message in its old folder only.
+            flags: message.flags.with(Flags::DELETED, false),
+            keywords: message.keywords.clone(),
+            internal_date: message.internal_date,
+        };
+        let folder_id = to.id;
+        Ok(self
+            .store
+            .call(move |c| stored::upsert_returning_uid(c, folder_id, &upsert))
+            .await?)
+    }
+
+    async fn folder_by_graph_id(&self, graph_id: &str) -> Result<FolderRecord, SyncError> {
+        let account = self.account_id;
+        let id = graph_id.to_string();
+        self.store
+            .call(move |c| {
+                folders::list_folders(c, account)?
+                    .into_iter()
+                    .find(|f| f.graph_id == id)
+                    .ok_or_else(|| StoreError::NotFound(format!("folder {id}")))
+            })
+            .await
+            .map_err(SyncError::from)
+    }
+}
+
+fn gone_if_missing(error: GraphError) -> SyncError {
+    if error.is_not_found() {
+        SyncError::Gone
+    } else {
+        SyncError::Graph(error)
+    }
+}
