@@ -162,11 +162,7 @@ fn addr_spec(lx: &mut Lexer<'_>) -> AddrSpec {
     let quoted = lx.peek() == Some(b'"');
     let local = local_part(lx);
     lx.skip_cfws();
-    let domain = if lx.eat(b'@') {
-        domain(lx)
-    } else {
-        Vec::new()
-    };
+    let domain = if lx.eat(b'@') { domain(lx) } else { Vec::new() };
     lx.skip_cfws();
     AddrSpec {
         local,
@@ -238,7 +234,9 @@ mod tests {
 
     #[test]
     fn common_forms() {
-        let list = parse_list(b"Bob <bob@example.net>, carol@example.org,\r\n \"Doe, Jane\" <jane.doe@example.org>");
+        let list = parse_list(
+            b"Bob <bob@example.net>, carol@example.org,\r\n \"Doe, Jane\" <jane.doe@example.org>",
+        );
         assert_eq!(
             list,
             vec![
@@ -311,12 +309,24 @@ mod tests {
 
     #[test]
     fn unterminated_things_do_not_loop() {
-        for input in [&b"\"open"[..], b"<a@b", b"(x", b"g: a@b", b";;;", b">>>,,", b"\\"] {
+        for input in [
+            &b"\"open"[..],
+            b"<a@b",
+            b"(x",
+            b"g: a@b",
+            b";;;",
+            b">>>,,",
+            b"\\",
+        ] {
             let _ = parse_list(input);
         }
         assert_eq!(
             parse_list(b"g: a@b"),
-            vec![Entry::GroupStart(b"g".to_vec()), mb(None, "a", "b"), Entry::GroupEnd]
+            vec![
+                Entry::GroupStart(b"g".to_vec()),
+                mb(None, "a", "b"),
+                Entry::GroupEnd
+            ]
         );
     }
 

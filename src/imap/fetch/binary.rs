@@ -115,7 +115,11 @@ fn decode_qp_line(line: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < line.len() {
         if line[i] == b'=' {
-            let pair = line.get(i + 1).copied().and_then(hex).zip(line.get(i + 2).copied().and_then(hex));
+            let pair = line
+                .get(i + 1)
+                .copied()
+                .and_then(hex)
+                .zip(line.get(i + 2).copied().and_then(hex));
             if let Some((hi, lo)) = pair {
                 out.push(hi << 4 | lo);
                 i += 3;
@@ -133,8 +137,14 @@ mod tests {
 
     #[test]
     fn base64_with_whitespace_and_junk() {
-        assert_eq!(base64(b"SGVs bG8s\r\nIHdv cmxk\r\nIQ==\r\n"), b"Hello, world!");
-        assert_eq!(base64(b"AAECAwQFBgcICQ==\r\n"), (0u8..10).collect::<Vec<_>>());
+        assert_eq!(
+            base64(b"SGVs bG8s\r\nIHdv cmxk\r\nIQ==\r\n"),
+            b"Hello, world!"
+        );
+        assert_eq!(
+            base64(b"AAECAwQFBgcICQ==\r\n"),
+            (0u8..10).collect::<Vec<_>>()
+        );
         assert_eq!(base64(b"QQ"), b"A");
         assert_eq!(base64(b"!!!"), b"");
     }
@@ -145,7 +155,10 @@ mod tests {
             quoted_printable(b"Caf=E9 =\r\nau lait=3D=0Agood\r\n"),
             b"Caf\xe9 au lait=\ngood\r\n"
         );
-        assert_eq!(quoted_printable(b"trailing space =20  \r\nx"), b"trailing space  \r\nx");
+        assert_eq!(
+            quoted_printable(b"trailing space =20  \r\nx"),
+            b"trailing space  \r\nx"
+        );
         assert_eq!(quoted_printable(b"bad =ZZ and =4"), b"bad =ZZ and =4");
         assert_eq!(quoted_printable(b"soft=  \r\nbreak"), b"softbreak");
     }

@@ -8,7 +8,11 @@ pub(crate) fn line_end(raw: &[u8], start: usize) -> (usize, usize) {
     match raw[start.min(raw.len())..].iter().position(|&b| b == b'\n') {
         Some(i) => {
             let lf = start + i;
-            let content_end = if lf > start && raw[lf - 1] == b'\r' { lf - 1 } else { lf };
+            let content_end = if lf > start && raw[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
             (content_end, lf + 1)
         }
         None => (raw.len(), raw.len()),
@@ -100,7 +104,8 @@ mod tests {
 
     #[test]
     fn splits_folded_and_colonless_fields() {
-        let h = b"From: a@b\r\nBroken line\r\nX-F: one\r\n two\r\n\tthree\r\nSubject :  x\r\n\r\nbody";
+        let h =
+            b"From: a@b\r\nBroken line\r\nX-F: one\r\n two\r\n\tthree\r\nSubject :  x\r\n\r\nbody";
         let all: Vec<_> = fields(h).collect();
         assert_eq!(all.len(), 4);
         assert_eq!(all[0].name, b"From");

@@ -132,7 +132,11 @@ impl<'a> MessageView<'a> {
         let message = self.message(part)?;
         let names: Vec<&[u8]> = names.iter().map(AsRef::as_ref).collect();
         let header_bytes = &self.raw[message.header.clone()];
-        Some(Cow::Owned(section::header_fields(header_bytes, &names, keep)))
+        Some(Cow::Owned(section::header_fields(
+            header_bytes,
+            &names,
+            keep,
+        )))
     }
 }
 
@@ -143,7 +147,9 @@ fn part_numbers(part: &Part) -> Vec<u32> {
 /// The `<origin.length>` slice of `bytes` (RFC 3501 6.4.5): empty when `origin` is
 /// past the end, shortened when the end is.
 pub fn partial(bytes: &[u8], origin: u32, length: u32) -> &[u8] {
-    let start = usize::try_from(origin).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(origin)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let len = usize::try_from(length).unwrap_or(usize::MAX);
     let end = start.saturating_add(len).min(bytes.len());
     &bytes[start..end]

@@ -243,7 +243,11 @@ mod tests {
         assert_eq!(ct.subtype, b"PLAIN");
         assert_eq!(
             ct.params,
-            p(&[("CHARSET", "ISO-8859-1"), ("Format", "flowed"), ("delsp", "yes")])
+            p(&[
+                ("CHARSET", "ISO-8859-1"),
+                ("Format", "flowed"),
+                ("delsp", "yes")
+            ])
         );
         assert_eq!(ct.param("charset"), Some(&b"ISO-8859-1"[..]));
     }
@@ -290,7 +294,10 @@ mod tests {
 
     #[test]
     fn languages_split_on_commas() {
-        assert_eq!(languages(b"en, fr (French)"), vec![b"en".to_vec(), b"fr".to_vec()]);
+        assert_eq!(
+            languages(b"en, fr (French)"),
+            vec![b"en".to_vec(), b"fr".to_vec()]
+        );
         assert!(languages(b"  ").is_empty());
     }
 }

@@ -8,7 +8,10 @@ use imap_codec::imap_types::core::{IString, Literal, NString, Quoted};
 
 /// An IMAP string holding `bytes` (NUL replaced by 0x80).
 pub(crate) fn istring(bytes: &[u8]) -> IString<'static> {
-    let clean: Vec<u8> = bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
+    let clean: Vec<u8> = bytes
+        .iter()
+        .map(|&b| if b == 0 { 0x80 } else { b })
+        .collect();
     if let Ok(quoted) = Quoted::try_from(clean.clone()) {
         return IString::Quoted(quoted);
     }
@@ -57,7 +60,10 @@ pub(crate) fn humanize(value: &[u8]) -> Vec<u8> {
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_ws(b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
