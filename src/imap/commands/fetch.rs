@@ -203,10 +203,11 @@ fn item(
             ..
         } => {
             let bytes = section_bytes(view, section.as_ref());
-            let (origin, data) = match (bytes, range) {
-                (None, _) => (None, NString(None)),
-                (Some(bytes), None) => (None, nstring(bytes)),
-                (Some(bytes), Some((start, length))) => (
+            // A part that does not exist is sent as an empty string, as Dovecot does.
+            let bytes = bytes.unwrap_or_default();
+            let (origin, data) = match range {
+                None => (None, nstring(bytes)),
+                Some((start, length)) => (
                     Some(*start),
                     nstring(partial(&bytes, *start, length.get()).to_vec()),
                 ),

@@ -1,10 +1,10 @@
 //! The MIME tree of a message, as byte ranges into its raw bytes.
 //!
 //! Parsing is a single forward pass, like Dovecot's: a boundary line ends the part
-//! being read if it belongs to any enclosing multipart, innermost first, and a
-//! boundary is matched as a prefix of the line (RFC 2046 forbids a boundary from being
-//! a prefix of another one, so prefix matching is what robust parsers do). Missing
-//! end boundaries, missing blank lines and bare-LF line ends are all accepted.
+//! being read if it belongs to any enclosing multipart, and a boundary is matched as a
+//! prefix of the line, the longest match winning (RFC 2046 forbids a boundary from
+//! being a prefix of another one, so prefix matching is what robust parsers do).
+//! Missing end boundaries, missing blank lines and bare-LF line ends are all accepted.
 
 use std::ops::Range;
 
@@ -19,7 +19,8 @@ pub(crate) const MAX_PARTS: usize = 10_000;
 /// One MIME entity: the whole message, a body part, or an embedded message.
 #[derive(Debug)]
 pub(crate) struct Entity {
-    /// The header block, including the blank line that ends it.
+    /// The header block, including the blank line that ends it (absent when the
+    /// message has none, or when that line end belongs to a following boundary).
     pub header: Range<usize>,
     /// The body, without the line end that belongs to a following boundary.
     pub body: Range<usize>,
@@ -83,6 +84,7 @@ impl Parser<'_> {
             (Kind::Leaf { opaque }, self.scan(body_start))
         };
         let body = body_start..self.end_before(stop, body_start);
+        let header = self.blank_line_to_boundary(header, stop);
         let entity = Entity {
             header,
             body,
@@ -107,6 +109,21 @@ impl Parser<'_> {
             pos = next;
         }
         (start..self.raw.len(), self.raw.len())
+    }
+
+    /// When an enclosing boundary directly follows the header's blank line, that line
+    /// end belongs to the boundary (RFC 2046 5.1.1): the part has a header, no blank
+    /// line and no body.
+    fn blank_line_to_boundary(&self, header: Range<usize>, stop: Stop) -> Range<usize> {
+        let Stop::Boundary { line, .. } = stop else {
+            return header;
+        };
+        let h = &self.raw[header.clone()];
+        if line != header.end || !(h.ends_with(b"\n\n") || h.ends_with(b"\n\r\n")) {
+            return header;
+        }
+        let eol = if h.ends_with(b"\r\n") { 2 } else { 1 };
+        header.start..header.end - eol
     }
 
     /// Reads a multipart body: preamble, parts, epilogue.
@@ -155,10 +172,19 @@ impl Parser<'_> {
         Stop::Eof
     }
 
-    /// Which multipart's boundary the line at `pos` is, innermost first.
+    /// Which multipart's boundary the line at `pos` is. Boundaries match as prefixes
+    /// of the line; the longest match wins, then the innermost (as in Dovecot), so
+    /// `--ct2` is not taken for `--ct`.
     fn boundary_at(&self, pos: usize) -> Option<usize> {
         let line = self.raw.get(pos..)?.strip_prefix(b"--")?;
-        self.boundaries.iter().rposition(|b| line.starts_with(b))
+        let mut best: Option<usize> = None;
+        for (level, b) in self.boundaries.iter().enumerate().rev() {
+            let longer = best.is_none_or(|l| self.boundaries[l].len() < b.len());
+            if line.starts_with(b) && longer {
+                best = Some(level);
+            }
+        }
+        best
     }
 
     /// Where a body starting at `body_start` ends, given where reading stopped: the
@@ -272,6 +298,25 @@ mod tests {
         let raw = b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: a\r\n\r\nA\r\n--d--\r\n";
         let root = parse(raw);
         assert!(matches!(children(&root)[0].kind, Kind::Message(_)));
+    }
+
+    #[test]
+    fn blank_line_before_boundary_belongs_to_it() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n--b--\r\n";
+        let root = parse(raw);
+        let part = &children(&root)[0];
+        assert_eq!(&raw[part.header.clone()], b"Content-Type: text/plain\r\n");
+        assert_eq!(body(raw, part), b"");
+    }
+
+    #[test]
+    fn longest_boundary_wins() {
+        let raw = b"Content-Type: multipart/mixed; boundary=ab\n\n--ab\nContent-Type: multipart/mixed; boundary=a\n\n--a\n\nx\n--ab--\n";
+        let root = parse(raw);
+        let outer = children(&root);
+        assert_eq!(outer.len(), 1);
+        assert_eq!(children(&outer[0]).len(), 1);
+        assert_eq!(body(raw, &children(&outer[0])[0]), b"x");
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub(crate) fn message<'e>(root: &'e Entity, path: Option<&[u32]>) -> Option<&'e 
 }
 
 /// The header fields of `header_bytes` whose name is (`keep` = true) or is not
-/// (`keep` = false) in `names`, verbatim, followed by the blank line.
+/// (`keep` = false) in `names`, verbatim, followed by the blank line — unless the
+/// header has none, which RFC 3501 6.4.5 says is then not included either.
 pub(crate) fn header_fields(header_bytes: &[u8], names: &[&[u8]], keep: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for field in header::fields(header_bytes) {
@@ -63,8 +64,18 @@ pub(crate) fn header_fields(header_bytes: &[u8], names: &[&[u8]], keep: bool) ->
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if has_blank_line(header_bytes) {
+        out.extend_from_slice(b"\r\n");
+    }
     out
+}
+
+/// Whether a header block ends with the blank line that separates it from a body.
+fn has_blank_line(header_bytes: &[u8]) -> bool {
+    header_bytes.ends_with(b"\n\n")
+        || header_bytes.ends_with(b"\n\r\n")
+        || header_bytes == b"\r\n"
+        || header_bytes == b"\n"
 }
 
 #[cfg(test)]
@@ -118,6 +129,7 @@ mod tests {
             b"No colon here\r\n\r\n"
         );
         assert_eq!(header_fields(h, &[b"none"], true), b"\r\n");
-        assert_eq!(header_fields(b"A: 1", &[b"a"], true), b"A: 1\r\n\r\n");
+        assert_eq!(header_fields(b"A: 1", &[b"a"], true), b"A: 1\r\n");
+        assert_eq!(header_fields(b"A: 1\r\n", &[b"b"], true), b"");
     }
 }
