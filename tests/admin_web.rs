@@ -80,6 +80,15 @@ async fn pages_and_api_refuse_without_credentials() {
         "nothing imported"
     );
 
+    // Pages are served on one origin: the session cookie and Microsoft's redirect meet there.
+    let r = client
+        .get(format!("http://{}/users?x=1", setup.running.http))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"].to_str().expect("location"), format!("{base}/users?x=1"));
+
     // The health check stays open.
     let r = client
         .get(format!("{base}/healthz"))

@@ -57,6 +57,15 @@ impl AdminState {
         }
     }
 
+    /// The one origin browsers should use, when there is one: the configured public URL, or
+    /// `http://localhost:PORT` when the bridge listens on loopback only. The session cookie
+    /// and Microsoft's redirect must meet on one site: `127.0.0.1` and `localhost` are two.
+    /// None when the bridge listens on other addresses without a public URL.
+    pub fn canonical_origin(&self) -> Option<String> {
+        let configured = !self.bridge.config.http.public_url.is_empty();
+        (configured || self.local_addr.ip().is_loopback()).then(|| self.public_url())
+    }
+
     /// Where Microsoft sends the browser back after a web sign-in.
     pub fn redirect_uri(&self) -> String {
         let configured = &self.bridge.config.graph.redirect_uri;

@@ -41,6 +41,11 @@ impl FromRequestParts<Shared> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        if parts.method == Method::GET {
+            if let Some(elsewhere) = canonical_redirect(state, &parts.headers, &parts.uri) {
+                return Err(elsewhere);
+            }
+        }
         match state.sessions.find(&parts.headers) {
             Some(session) => Ok(Admin(session)),
             None if parts.method == Method::GET => Err(Redirect::to("/login").into_response()),
@@ -49,6 +54,25 @@ impl FromRequestParts<Shared> for Admin {
             )),
         }
     }
+}
+
+/// Sends a page request that came through another host name (`127.0.0.1` for `localhost`)
+/// to the canonical origin, so that the session cookie lives where sign-in comes back.
+fn canonical_redirect(
+    state: &Shared,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<Response> {
+    let canonical = state.canonical_origin()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
+    let canonical_host = canonical
+        .split_once("://")
+        .map_or(canonical.as_str(), |(_, h)| h);
+    if host.eq_ignore_ascii_case(canonical_host) {
+        return None;
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(Redirect::to(&format!("{canonical}{path}")).into_response())
 }
 
 fn forbidden(text: &str) -> Response {
@@ -118,7 +142,14 @@ fn mailbox_url(address: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Logging in
 
-async fn login_page(State(state): State<Shared>) -> Response {
+async fn login_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(elsewhere) = canonical_redirect(&state, &headers, &uri) {
+        return elsewhere;
+    }
     let configured = state
         .run(|s| core::admin_password_set(s))
         .await

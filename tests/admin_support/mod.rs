@@ -80,9 +80,15 @@ pub async fn start(public_url_loopback_ip: bool) -> Setup {
     let secrets = SecretBox::load_or_create(data_dir.path()).expect("key");
     let bridge = Bridge::new(config, store, secrets).expect("bridge");
     let running = app::start(bridge, listeners).await.expect("bridge starts");
+    // The origin the web admin asks browsers to use.
+    let base = if public_url_loopback_ip {
+        format!("http://{}", running.http)
+    } else {
+        format!("http://localhost:{}", running.http.port())
+    };
     Setup {
         emulator,
-        base: format!("http://{}", running.http),
+        base,
         running,
         data_dir,
     }
