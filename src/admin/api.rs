@@ -158,7 +158,7 @@ fn rows_json(rows: Option<Rows>) -> Value {
 }
 
 async fn list_mailboxes(State(state): State<Shared>, _: ApiAuth) -> ApiResult {
-    let list = state.run(|s| core::list_mailboxes(s)).await?;
+    let list = state.run(core::list_mailboxes).await?;
     ok(json!({"mailboxes": list.iter().map(mailbox_json).collect::<Vec<_>>()}))
 }
 
@@ -352,7 +352,7 @@ async fn signin(State(state): State<Shared>, _: ApiAuth, Path(address): Path<Str
 }
 
 async fn list_users(State(state): State<Shared>, _: ApiAuth) -> ApiResult {
-    let users = state.run(|s| core::list_users(s)).await?;
+    let users = state.run(core::list_users).await?;
     ok(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}))
 }
 

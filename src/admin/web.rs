@@ -150,10 +150,7 @@ async fn login_page(
     if let Some(elsewhere) = canonical_redirect(&state, &headers, &uri) {
         return elsewhere;
     }
-    let configured = state
-        .run(|s| core::admin_password_set(s))
-        .await
-        .unwrap_or(false);
+    let configured = state.run(core::admin_password_set).await.unwrap_or(false);
     let token = core::random_token(24);
     let cookie = session::set_cookie(LOGIN_COOKIE, &token, state.secure_cookies(), Some(3600));
     (
@@ -209,7 +206,7 @@ async fn logout(
 // Mailboxes
 
 async fn mailbox_list(State(state): State<Shared>, Admin(session): Admin) -> Response {
-    match state.run(|s| core::list_mailboxes(s)).await {
+    match state.run(core::list_mailboxes).await {
         Ok(list) => {
             let notice = state.sessions.take_notice(&session);
             Html(html::mailbox_list(&session.csrf, notice, &list)).into_response()
@@ -331,8 +328,8 @@ async fn mailbox_action(
             let result = state
                 .run(move |s| core::update_settings(s, &a, &changes))
                 .await;
-            if let Ok(settings) = &result {
-                apply_poll_interval(&state, &address, settings.poll_interval_secs).await;
+            if result.is_ok() {
+                apply_poll_interval(&state, &address).await;
             }
             result.map(|_| "Settings saved".to_string())
         }
@@ -343,7 +340,7 @@ async fn mailbox_action(
 }
 
 /// A changed poll interval takes effect by restarting the account's sync loop.
-async fn apply_poll_interval(state: &Shared, address: &str, _new: Option<u64>) {
+async fn apply_poll_interval(state: &Shared, address: &str) {
     let address = address.to_string();
     let Ok(record) = state.run(move |s| core::mailbox(s, &address)).await else {
         return;
@@ -456,7 +453,7 @@ async fn oauth_callback(
 // Users
 
 async fn users_page(State(state): State<Shared>, Admin(session): Admin) -> Response {
-    match state.run(|s| core::list_users(s)).await {
+    match state.run(core::list_users).await {
         Ok(users) => {
             let notice = state.sessions.take_notice(&session);
             Html(html::users_page(&session.csrf, notice, &users)).into_response()

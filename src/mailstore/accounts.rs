@@ -163,12 +163,10 @@ pub fn list_mailboxes(conn: &Connection) -> StoreResult<Vec<MailboxRecord>> {
 
 /// Mailboxes a user is assigned to, their default (main, then oldest) first.
 pub fn mailboxes_of_user(conn: &Connection, user_id: i64) -> StoreResult<Vec<MailboxRecord>> {
-    let sql = format!(
-        "SELECT m.id, m.address, m.alias_of, m.signin_state, m.last_error FROM mailboxes m
+    let sql = "SELECT m.id, m.address, m.alias_of, m.signin_state, m.last_error FROM mailboxes m
          JOIN assignments a ON a.mailbox_id = m.id WHERE a.user_id = ?1
-         ORDER BY a.is_main DESC, m.alias_of IS NOT NULL, m.id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
+         ORDER BY a.is_main DESC, m.alias_of IS NOT NULL, m.id";
+    let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([user_id], mailbox_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
