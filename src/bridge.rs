@@ -192,7 +192,11 @@ impl Bridge {
     /// the account is detached (signed in again, removed).
     pub fn loop_stop(&self, account_id: i64) -> watch::Receiver<bool> {
         let (stop, stopped) = watch::channel(false);
-        let shutdown = self.shutdown.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let shutdown = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let previous = self
             .loop_stops
             .lock()

@@ -87,7 +87,10 @@ async fn pages_and_api_refuse_without_credentials() {
         .await
         .expect("GET");
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"].to_str().expect("location"), format!("{base}/users?x=1"));
+    assert_eq!(
+        r.headers()["location"].to_str().expect("location"),
+        format!("{base}/users?x=1")
+    );
 
     // The health check stays open.
     let r = client

@@ -22,6 +22,8 @@ const MAX_PENDING: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigninError {
+    #[error("graph.client_id is not set in the configuration: register an app in Microsoft Entra (see README)")]
+    NoClientId,
     #[error("this sign-in link is unknown or has expired; start the sign-in again")]
     UnknownState,
     #[error("Microsoft did not sign in: {0}")]
@@ -60,6 +62,9 @@ impl PendingSignins {
         redirect_uri: &str,
         return_to: String,
     ) -> Result<String, SigninError> {
+        if bridge.config.graph.client_id.is_empty() {
+            return Err(SigninError::NoClientId);
+        }
         let state = random_token(24);
         let pkce = Pkce::new();
         let url = bridge

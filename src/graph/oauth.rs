@@ -206,7 +206,9 @@ impl Default for Pkce {
 impl std::fmt::Debug for Pkce {
     // The verifier is a secret until the code is redeemed: keep it out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkce").field("challenge", &self.challenge).finish_non_exhaustive()
+        f.debug_struct("Pkce")
+            .field("challenge", &self.challenge)
+            .finish_non_exhaustive()
     }
 }
 
