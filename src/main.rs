@@ -15,7 +15,11 @@ use graphbridge::mailstore::Store;
 use graphbridge::secrets::SecretBox;
 
 #[derive(Parser)]
-#[command(name = "graphbridge", version, about = "IMAP and SMTP in front of Microsoft 365 mailboxes, through Microsoft Graph")]
+#[command(
+    name = "graphbridge",
+    version,
+    about = "IMAP and SMTP in front of Microsoft 365 mailboxes, through Microsoft Graph"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,8 +28,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the bridge against the built-in Graph emulator with demo mailboxes.
-    #[command(after_help = "Every flag of `graphbridge emulator` is accepted here with a `graph-` prefix,\n\
-        e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite.")]
+    #[command(
+        after_help = "Every flag of `graphbridge emulator` is accepted here with a `graph-` prefix,\n\
+        e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite."
+    )]
     Demo(DemoArgs),
     /// Run the Graph emulator alone.
     Emulator(EmulatorArgs),
@@ -126,8 +132,8 @@ fn split_graph_args(argv: Vec<String>) -> (Vec<String>, Vec<String>) {
         match arg.strip_prefix("--graph-") {
             Some(flag) => {
                 graph.push(format!("--{flag}"));
-                let takes_value = !flag.contains('=')
-                    && args.peek().is_some_and(|next| !next.starts_with("--"));
+                let takes_value =
+                    !flag.contains('=') && args.peek().is_some_and(|next| !next.starts_with("--"));
                 if takes_value {
                     graph.extend(args.next());
                 }
@@ -171,13 +177,19 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     let running = demo::start(options).await?;
     println!("graphbridge demo is running (Ctrl-C stops it)");
     println!("  IMAP      {}   (no TLS)", running.running.imap);
-    println!("  SMTP      {}   (submission, no TLS)", running.running.smtp);
+    println!(
+        "  SMTP      {}   (submission, no TLS)",
+        running.running.smtp
+    );
     println!(
         "  HTTP      http://{}/   (web admin, password {})",
         running.running.http,
         demo::DEMO_PASSWORD
     );
-    println!("  Graph     http://{}/v1.0   (emulator)", running.graph.addr);
+    println!(
+        "  Graph     http://{}/v1.0   (emulator)",
+        running.graph.addr
+    );
     println!("  data      {}", running.data_dir.display());
     println!("  login     {} / {}", demo::DEMO_USER, demo::DEMO_PASSWORD);
     println!(
