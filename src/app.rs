@@ -65,12 +65,14 @@ impl Running {
 pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let schedule = bridge.config.sync.schedule();
+    bridge.set_shutdown(shutdown_rx.clone());
     for sync in attach_signed_in(&bridge).await {
         if let Err(e) = sync.sync_once().await {
             tracing::warn!(account = sync.account_id, error = %e, "first sync failed; retrying in the background");
         }
-        tasks.spawn(sync.run(schedule, shutdown_rx.clone()));
+        let schedule = bridge.poll_schedule(sync.account_id).await;
+        let stop = bridge.loop_stop(sync.account_id);
+        tasks.spawn(sync.run(schedule, stop));
     }
     let running = Running {
         imap: listeners.imap.local_addr()?,

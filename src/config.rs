@@ -52,6 +52,9 @@ pub struct SmtpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// How browsers reach the HTTP side (`https://bridge.example.com`); empty: this machine's
+    /// loopback, `http://localhost:PORT`. Sign-in with Microsoft redirects back to it.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +69,9 @@ pub struct GraphConfig {
     /// The application (client) id registered in Microsoft Entra.
     pub client_id: String,
     pub scopes: Vec<String>,
+    /// Where Microsoft sends the browser back after a web sign-in; empty:
+    /// `{http.public_url}/oauth/callback`. Must be registered with the Entra app.
+    pub redirect_uri: String,
     /// Most requests in flight per mailbox (Microsoft allows 4).
     pub max_concurrent_requests: usize,
     /// Requests per window per mailbox, as `COUNT/SECONDS`. Microsoft allows 10,000 per 600 s;
@@ -116,6 +122,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: String::new(),
         }
     }
 }
@@ -132,6 +139,7 @@ impl Default for GraphConfig {
                 "https://graph.microsoft.com/Mail.ReadWrite".into(),
                 "https://graph.microsoft.com/Mail.Send".into(),
             ],
+            redirect_uri: String::new(),
             max_concurrent_requests: 4,
             request_budget: "9500/600".into(),
         }

@@ -184,8 +184,12 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     config
 }
 
-/// The demo user, the demo mailbox and its alias; skipped for what an earlier run created.
+/// The demo user, the demo mailbox and its alias, and the web admin password (the demo
+/// password too); skipped for what an earlier run created.
 fn provision(store: &Store) -> Result<(), DemoError> {
+    if !admin::admin_password_set(store)? {
+        admin::set_admin_password(store, DEMO_PASSWORD)?;
+    }
     if store
         .call_blocking(|c| accounts::user_by_name(c, DEMO_USER))?
         .is_none()
@@ -199,7 +203,7 @@ fn provision(store: &Store) -> Result<(), DemoError> {
         {
             admin::import_mailbox(store, address, alias_of)?;
         }
-        admin::assign(store, address, DEMO_USER, true)?;
+        admin::assign(store, address, DEMO_USER, admin::Role::Main)?;
     }
     Ok(())
 }

@@ -84,6 +84,24 @@ const MIGRATIONS: &[&str] = &[
         sent_at INTEGER
     );
     "#,
+    // 2: administration: per-mailbox settings and the web admin's password and API token.
+    r#"
+    CREATE TABLE mailbox_settings (
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        sent_copy TEXT NOT NULL DEFAULT 'graph',
+        book_external_sends INTEGER NOT NULL DEFAULT 1,
+        attachment_policy TEXT NOT NULL DEFAULT 'keep',
+        recipient_limit INTEGER NOT NULL DEFAULT 10,
+        poll_interval_secs INTEGER,
+        delete_behaviour TEXT NOT NULL DEFAULT 'trash',
+        agreement_text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE admin_credentials (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
