@@ -77,22 +77,37 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmulatorErr
 pub fn load(dir: &Path) -> Result<Tenant, EmulatorError> {
     let tenant_path = dir.join("tenant.json");
     let file: TenantFile = read_json(&tenant_path)?;
+    // Without a tenant id, one derived from the addresses keeps the ids stable across loads.
+    let tenant_id = file.tenant_id.clone().unwrap_or_else(|| {
+        let mut upns: Vec<String> = file
+            .mailboxes
+            .iter()
+            .map(|m| m.user_principal_name.to_ascii_lowercase())
+            .collect();
+        upns.sort();
+        super::ids::seeded::guid(&format!("tenant\0{}", upns.join("\0")))
+    });
     let mut mailboxes = Vec::new();
     for entry in file.mailboxes {
-        mailboxes.push(load_mailbox(dir, entry)?);
+        mailboxes.push(load_mailbox(dir, &tenant_id, entry)?);
     }
     Ok(Tenant {
-        tenant_id: file.tenant_id.unwrap_or_else(super::ids::guid),
+        tenant_id,
         send_from_alias: file.send_from_alias_enabled,
         mailboxes,
     })
 }
 
-fn load_mailbox(dir: &Path, entry: MailboxEntry) -> Result<Mailbox, EmulatorError> {
-    let mut mb = Mailbox::new(
+fn load_mailbox(
+    dir: &Path,
+    tenant_id: &str,
+    entry: MailboxEntry,
+) -> Result<Mailbox, EmulatorError> {
+    let mut mb = Mailbox::with_seed(
         &entry.user_principal_name,
         &entry.display_name,
         entry.aliases,
+        Some(tenant_id),
     );
     mb.full_access = lower_all(entry.full_access);
     mb.send_as = lower_all(entry.send_as);
@@ -113,7 +128,8 @@ fn load_mailbox(dir: &Path, entry: MailboxEntry) -> Result<Mailbox, EmulatorErro
             .or(parsed.sent)
             .unwrap_or_else(Utc::now);
         let is_draft = mb.well_known.get("drafts") == Some(&folder);
-        mb.insert_message(
+        let ids = message_ids(&mb, &m.file, &m.folder);
+        mb.insert_message_with_ids(
             folder,
             NewMessage {
                 mime: raw,
@@ -124,9 +140,22 @@ fn load_mailbox(dir: &Path, entry: MailboxEntry) -> Result<Mailbox, EmulatorErro
                 categories: m.categories,
                 received,
             },
+            ids,
         );
     }
     Ok(mb)
+}
+
+/// Stable ids for a fixture message: the immutable id from its file, the REST id from its file
+/// and folder (a REST id names an item in one folder, as in Exchange).
+fn message_ids(mb: &Mailbox, file: &str, folder: &str) -> Option<(String, String)> {
+    let file = file.replace('\\', "/");
+    let rest = mb.seed_for(&format!("msg:{file}\0{}", folder.to_lowercase()))?;
+    let imm = mb.seed_for(&format!("msg:{file}"))?;
+    Some((
+        super::ids::seeded::rest_item_id(&rest),
+        super::ids::seeded::immutable_item_id(&imm),
+    ))
 }
 
 fn lower_all(v: Vec<String>) -> Vec<String> {
@@ -144,15 +173,20 @@ fn folder_for(mb: &mut Mailbox, name: &str) -> FolderKey {
 
 fn ensure_path(mb: &mut Mailbox, path: &str) -> FolderKey {
     let mut parent = mb.root();
+    let mut done: Vec<String> = Vec::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
         let existing = mb
             .children(parent)
             .iter()
             .find(|f| f.display_name.eq_ignore_ascii_case(part))
             .map(|f| f.key);
+        done.push(part.to_lowercase());
         parent = match existing {
             Some(k) => k,
-            None => mb.add_folder(Some(parent), part, None, false),
+            None => {
+                let id = mb.seeded_folder_id(&format!("path:{}", done.join("/")));
+                mb.add_folder_with_id(Some(parent), part, None, false, id)
+            }
         };
     }
     parent

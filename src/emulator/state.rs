@@ -136,15 +136,28 @@ pub struct Mailbox {
     pub folder_tombstones: Vec<(u64, String)>,
     pub seq: u64,
     next_key: u64,
+    /// `tenant id \0 upn` for a mailbox loaded from fixtures: what its stable ids derive from.
+    id_seed: Option<String>,
 }
 
 impl Mailbox {
-    /// A mailbox with Exchange Online's default folder tree.
-    pub fn new(upn: &str, display_name: &str, aliases: Vec<String>) -> Mailbox {
+    /// A mailbox with Exchange Online's default folder tree. With a tenant id, the user id and the default folders' ids derive from it and the
+    /// address, so they are the same every time the same fixtures load.
+    pub fn with_seed(
+        upn: &str,
+        display_name: &str,
+        aliases: Vec<String>,
+        tenant_id: Option<&str>,
+    ) -> Mailbox {
+        let upn = upn.to_ascii_lowercase();
+        let id_seed = tenant_id.map(|t| format!("{}\0{upn}", t.to_ascii_lowercase()));
         let mut mb = Mailbox {
-            upn: upn.to_ascii_lowercase(),
+            user_id: id_seed
+                .as_deref()
+                .map(ids::seeded::guid)
+                .unwrap_or_else(ids::guid),
+            upn,
             display_name: display_name.to_string(),
-            user_id: ids::guid(),
             aliases: aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
             full_access: Vec::new(),
             send_as: Vec::new(),
@@ -157,6 +170,7 @@ impl Mailbox {
             folder_tombstones: Vec::new(),
             seq: 0,
             next_key: 1,
+            id_seed,
         };
         mb.create_default_folders();
         mb
@@ -187,10 +201,12 @@ impl Mailbox {
         self.add_folder(Some(sync), "Local Failures", Some("localfailures"), false);
         self.add_folder(Some(sync), "Server Failures", Some("serverfailures"), false);
         // Hidden folders appear only with `includeHiddenFolders=true`.
-        self.add_folder(Some(root), "Conversation Action Settings", None, true);
+        let id = self.seeded_folder_id("default:Conversation Action Settings");
+        self.add_folder_with_id(Some(root), "Conversation Action Settings", None, true, id);
         self.add_folder(Some(root), "Scheduled", Some("scheduled"), true);
         // Outside the IPM subtree: reachable by well-known name, never listed.
-        let recoverable = self.add_folder(None, "Recoverable Items", None, true);
+        let id = self.seeded_folder_id("default:Recoverable Items");
+        let recoverable = self.add_folder_with_id(None, "Recoverable Items", None, true, id);
         self.add_folder(
             Some(recoverable),
             "Deletions",
@@ -212,6 +228,17 @@ impl Mailbox {
         self.seq
     }
 
+    /// The stable id seed for something of this mailbox (`None` when ids are random).
+    pub fn seed_for(&self, what: &str) -> Option<String> {
+        self.id_seed.as_ref().map(|s| format!("{s}\0{what}"))
+    }
+
+    /// A stable folder id for a seeded mailbox.
+    pub fn seeded_folder_id(&self, what: &str) -> Option<String> {
+        self.seed_for(what).map(|s| ids::seeded::folder_id(&s))
+    }
+
+    /// Adds a folder. Default folders of a seeded mailbox get ids derived from their place.
     pub fn add_folder(
         &mut self,
         parent: Option<FolderKey>,
@@ -219,9 +246,27 @@ impl Mailbox {
         well_known: Option<&'static str>,
         hidden: bool,
     ) -> FolderKey {
+        let id = match well_known {
+            Some(wk) => self.seeded_folder_id(&format!("wk:{wk}")),
+            None => None,
+        };
+        self.add_folder_with_id(parent, name, well_known, hidden, id)
+    }
+
+    /// Adds a folder with a given id (fixtures, dumps); `None` draws a random one.
+    pub fn add_folder_with_id(
+        &mut self,
+        parent: Option<FolderKey>,
+        name: &str,
+        well_known: Option<&'static str>,
+        hidden: bool,
+        id: Option<String>,
+    ) -> FolderKey {
         let key = self.next();
         let seq = self.bump();
-        let id = ids::folder_id();
+        let id = id
+            .filter(|i| !self.folder_by_id.contains_key(i))
+            .unwrap_or_else(ids::folder_id);
         self.folder_by_id.insert(id.clone(), key);
         if let Some(wk) = well_known {
             self.well_known.insert(wk, key);
@@ -318,15 +363,32 @@ impl Mailbox {
         self.upn == a || self.aliases.contains(&a)
     }
 
+    /// Inserts a message with fresh random ids (anything created at run time).
     pub fn insert_message(&mut self, folder: FolderKey, m: NewMessage) -> MsgKey {
+        self.insert_message_with_ids(folder, m, None)
+    }
+
+    /// Inserts a message with given (rest, immutable) ids, as fixtures and dumps do. Ids already
+    /// taken are replaced by random ones rather than letting two items share one.
+    pub fn insert_message_with_ids(
+        &mut self,
+        folder: FolderKey,
+        m: NewMessage,
+        ids: Option<(String, String)>,
+    ) -> MsgKey {
+        let (rest_id, immutable_id) = ids
+            .filter(|(r, i)| {
+                r != i && !self.msg_by_id.contains_key(r) && !self.msg_by_id.contains_key(i)
+            })
+            .unwrap_or_else(|| (ids::rest_item_id(), ids::immutable_item_id()));
         let key = self.next();
         let seq = self.bump();
         let now = Utc::now();
         let msg = Message {
             key,
             folder,
-            rest_id: ids::rest_item_id(),
-            immutable_id: ids::immutable_item_id(),
+            rest_id,
+            immutable_id,
             mime: Arc::new(m.mime),
             parsed: Arc::new(m.parsed),
             created: now,

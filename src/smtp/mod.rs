@@ -11,7 +11,11 @@ use tokio::sync::watch;
 
 use crate::bridge::Bridge;
 
-pub async fn serve(bridge: Arc<Bridge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    bridge: Arc<Bridge>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -54,7 +54,8 @@ pub async fn run(bridge: Arc<Bridge>, mut tcp: TcpStream, peer: SocketAddr) -> s
         out: Vec::new(),
         quit: false,
     };
-    tcp.write_all(b"220 graphbridge ESMTP submission ready\r\n").await?;
+    tcp.write_all(b"220 graphbridge ESMTP submission ready\r\n")
+        .await?;
     let mut receiver = RequestReceiver::default();
     let mut phase = Phase::Command;
     let mut line = Vec::new();
@@ -63,7 +64,8 @@ pub async fn run(bridge: Arc<Bridge>, mut tcp: TcpStream, peer: SocketAddr) -> s
         let n = match tokio::time::timeout(COMMAND_TIMEOUT, tcp.read(&mut buf)).await {
             Ok(read) => read?,
             Err(_) => {
-                tcp.write_all(b"421 4.4.2 Idle for too long, closing\r\n").await?;
+                tcp.write_all(b"421 4.4.2 Idle for too long, closing\r\n")
+                    .await?;
                 return Ok(());
             }
         };
@@ -363,7 +365,9 @@ impl Session {
 fn take_line(bytes: &mut std::slice::Iter<'_, u8>, line: &mut Vec<u8>) -> Option<String> {
     for &b in bytes.by_ref() {
         if b == b'\n' {
-            let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
+            let text = String::from_utf8_lossy(line)
+                .trim_end_matches('\r')
+                .to_string();
             line.clear();
             return Some(text);
         }

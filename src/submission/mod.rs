@@ -60,7 +60,14 @@ pub async fn submit(
     let id = bridge
         .store
         .call(move |c| {
-            stored::enqueue(c, mailbox_id, Some(user_id), &mail_from, &recipients, &message)
+            stored::enqueue(
+                c,
+                mailbox_id,
+                Some(user_id),
+                &mail_from,
+                &recipients,
+                &message,
+            )
         })
         .await?;
     bridge.outbox_ready.notify_one();
