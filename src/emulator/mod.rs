@@ -9,6 +9,7 @@ mod batch;
 mod compose;
 mod control;
 mod delta;
+mod dump;
 mod errors;
 mod extprops;
 mod faults;
@@ -16,6 +17,7 @@ mod filter;
 mod fixtures;
 mod folders;
 mod form;
+mod format;
 mod graph;
 mod ids;
 mod items;
@@ -37,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
+pub use dump::DumpSummary;
 pub use errors::GraphError;
 
 /// Graph refuses request bodies above 4 MB (`413`).
@@ -165,14 +168,22 @@ pub struct Emulator {
 impl Emulator {
     /// Loads the fixtures (if any) and checks the flags.
     pub fn new(args: &EmulatorArgs) -> Result<Emulator, EmulatorError> {
-        let tenant = match &args.fixtures {
-            Some(dir) => fixtures::load(dir)?,
-            None => state::Tenant {
-                tenant_id: ids::guid(),
-                send_from_alias: false,
-                mailboxes: Vec::new(),
-            },
+        let (tenant, refresh) = match &args.fixtures {
+            Some(dir) => {
+                let loaded = fixtures::load(dir)?;
+                (loaded.tenant, loaded.refresh)
+            }
+            None => (
+                state::Tenant {
+                    tenant_id: ids::guid(),
+                    send_from_alias: false,
+                    mailboxes: Vec::new(),
+                },
+                Vec::new(),
+            ),
         };
+        let mut oauth = oauth::OAuthState::default();
+        oauth.restore_refresh(refresh);
         let (budget, window) = throttle::parse_budget(&args.throttle).ok_or_else(|| {
             EmulatorError::InvalidArgument(format!(
                 "--throttle {}: expected REQUESTS/SECONDS such as 1000/60",
@@ -211,7 +222,7 @@ impl Emulator {
                 args,
                 inner: Mutex::new(Inner {
                     tenant,
-                    oauth: oauth::OAuthState::default(),
+                    oauth,
                     delta: delta::DeltaStore::default(),
                     uploads: attachments::Uploads::default(),
                 }),
@@ -219,6 +230,16 @@ impl Emulator {
                 faults: Mutex::new(faults),
             }),
         })
+    }
+
+    /// Writes the current state to `dir` in the fixtures format (`fixtures/README.md`, "Dumps");
+    /// `--fixtures DIR` loads it back with the same ids and state.
+    pub fn dump(&self, dir: &std::path::Path) -> Result<DumpSummary, EmulatorError> {
+        let snap = {
+            let inner = self.shared.lock();
+            dump::snapshot(&inner.tenant, &inner.oauth)
+        };
+        dump::write(&snap, dir)
     }
 
     /// The HTTP routes: Graph, OAuth, and the sign-in pages.

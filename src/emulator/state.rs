@@ -287,6 +287,23 @@ impl Mailbox {
         key
     }
 
+    /// Gives a folder the id a fixture names for it (an id is never shared by two folders).
+    pub fn set_folder_id(&mut self, key: FolderKey, id: String) -> Result<(), String> {
+        match self.folder_by_id.get(&id) {
+            Some(k) if *k == key => return Ok(()),
+            Some(_) => return Err(format!("two folders have the id {id}")),
+            None => {}
+        }
+        let f = self
+            .folders
+            .get_mut(&key)
+            .ok_or_else(|| "no such folder".to_string())?;
+        let old = std::mem::replace(&mut f.id, id.clone());
+        self.folder_by_id.remove(&old);
+        self.folder_by_id.insert(id, key);
+        Ok(())
+    }
+
     pub fn root(&self) -> FolderKey {
         self.well_known.get("msgfolderroot").copied().unwrap_or(0)
     }
