@@ -7,7 +7,8 @@
 //! the lock is released, so a dump of a large mailbox does not stall the emulator.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::format::{
     escape_name, ExtProp, FolderEntry, FolderObject, MailboxEntry, MailboxFile, MessageEntry,
@@ -30,7 +31,7 @@ pub struct DumpSummary {
 }
 
 /// The `.eml` files of one mailbox: path relative to its folder, and the shared bytes.
-type Emls = Vec<(String, Arc<Vec<u8>>)>;
+type Emls = Vec<(String, Bytes)>;
 
 /// Everything to write, taken under the lock.
 pub struct Snapshot {
@@ -236,7 +237,7 @@ pub fn write(snap: &Snapshot, dir: &Path) -> Result<DumpSummary, EmulatorError> 
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
             }
-            std::fs::write(&path, bytes.as_slice()).map_err(|e| io_err(&path, e))?;
+            std::fs::write(&path, bytes).map_err(|e| io_err(&path, e))?;
             summary.bytes += bytes.len() as u64;
         }
         std::fs::create_dir_all(&mdir).map_err(|e| io_err(&mdir, e))?;

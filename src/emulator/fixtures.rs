@@ -119,17 +119,17 @@ fn apply_folder(mb: &mut Mailbox, entry: &FolderEntry) -> Result<(), String> {
     }
 }
 
+/// Message files read and parsed: bytes and Graph's properties, in `mailbox.json` order.
+type Contents = Vec<(Vec<u8>, Parsed)>;
+
 /// Reads and parses every message file, in order, on all cores.
-fn read_messages(
-    mdir: &Path,
-    entries: &[MessageEntry],
-) -> Result<Vec<(Vec<u8>, Parsed)>, EmulatorError> {
+fn read_messages(mdir: &Path, entries: &[MessageEntry]) -> Result<Contents, EmulatorError> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
     let chunk = entries.len().div_ceil(workers).max(1);
-    let results: Vec<Result<Vec<(Vec<u8>, Parsed)>, EmulatorError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Contents, EmulatorError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = entries
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(|m| read_one(mdir, m)).collect()))
@@ -179,7 +179,7 @@ fn add_message(
     let key = mb.insert_message_with_ids(
         folder,
         NewMessage {
-            mime: raw,
+            mime: raw.into(),
             parsed,
             is_read: m.is_read.unwrap_or(true),
             is_draft,

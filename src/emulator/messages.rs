@@ -111,20 +111,18 @@ fn addrs(v: &[EmailAddr]) -> Value {
 }
 
 fn body_json(m: &Message, text: bool) -> Value {
-    let p = &m.parsed;
+    let p = mime::bodies(&m.mime);
     // Graph returns HTML unless `Prefer: outlook.body-content-type="text"` asks for text.
     let (kind, content) = if text {
         let t = p
-            .body_text
-            .clone()
-            .or_else(|| p.body_html.as_deref().map(mime::html_to_text))
+            .text
+            .or_else(|| p.html.as_deref().map(mime::html_to_text))
             .unwrap_or_default();
         ("text", t)
     } else {
         let h = p
-            .body_html
-            .clone()
-            .or_else(|| p.body_text.as_deref().map(mime::text_to_html))
+            .html
+            .or_else(|| p.text.as_deref().map(mime::text_to_html))
             .unwrap_or_default();
         ("html", h)
     };
@@ -149,10 +147,7 @@ fn field(mb: &Mailbox, m: &Message, name: &str, r: &Render) -> Value {
         "conversationId" => json!(super::ids::conversation_id(&p.conversation_seed)),
         "conversationIndex" => json!("AQHZAAAAAAAAAAAAAAAAAAAAAA=="),
         "isDeliveryReceiptRequested" => json!(false),
-        "isReadReceiptRequested" => json!(p
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("Disposition-Notification-To"))),
+        "isReadReceiptRequested" => json!(p.read_receipt),
         "isRead" => json!(m.is_read),
         "isDraft" => json!(m.is_draft),
         "webLink" => json!(format!(
@@ -169,7 +164,7 @@ fn field(mb: &Mailbox, m: &Message, name: &str, r: &Render) -> Value {
         "replyTo" => addrs(&p.reply_to),
         "flag" => json!({"flagStatus": m.flag_status}),
         "internetMessageHeaders" => Value::Array(
-            p.headers
+            mime::header_list(&m.mime)
                 .iter()
                 .map(|(n, v)| json!({"name": n, "value": v}))
                 .collect(),
@@ -223,13 +218,17 @@ pub fn entity(req: &Req, ctx: &Ctx, body: Map<String, Value>) -> Response {
 /// `GET /me/messages/{id}/$value`: the MIME, as `text/plain`.
 pub fn value(shared: &Arc<Shared>, _req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
     ctx.need(Perm::Read)?;
-    let inner = shared.lock();
-    let mb = inner.tenant.mailbox(ctx.mailbox)?;
-    let m = mb.message(mb.resolve_message(id)?)?;
-    let bytes = if shared.args.mime_rewrite {
-        super::rewrite::regenerate(m)
-    } else {
-        m.mime.as_ref().clone()
+    let (bytes, regenerate) = {
+        let inner = shared.lock();
+        let mb = inner.tenant.mailbox(ctx.mailbox)?;
+        let m = mb.message(mb.resolve_message(id)?)?;
+        // The bytes are shared, not copied; rewriting (a copy) happens after the lock is gone.
+        let regenerate = shared.args.mime_rewrite.then(|| m.clone());
+        (m.mime.clone(), regenerate)
+    };
+    let bytes = match regenerate {
+        Some(m) => axum::body::Bytes::from(super::rewrite::regenerate(&m)),
+        None => bytes,
     };
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut()

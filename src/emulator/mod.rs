@@ -6,9 +6,11 @@
 
 mod attachments;
 mod batch;
+mod changes;
 mod compose;
 mod control;
 mod delta;
+mod delta_tokens;
 mod dump;
 mod errors;
 mod extprops;
@@ -18,15 +20,19 @@ mod fixtures;
 mod folders;
 mod form;
 mod format;
+pub mod generate;
 mod graph;
 mod ids;
 mod items;
 mod messages;
 mod mime;
+mod notify;
 mod oauth;
 mod rewrite;
 mod send;
 mod state;
+mod subscriptions;
+mod synth_mime;
 mod throttle;
 
 use std::path::PathBuf;
@@ -135,6 +141,7 @@ pub(crate) struct Inner {
     pub oauth: oauth::OAuthState,
     pub delta: delta::DeltaStore,
     pub uploads: attachments::Uploads,
+    pub subs: subscriptions::Subscriptions,
 }
 
 pub(crate) struct Shared {
@@ -142,6 +149,7 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub throttle: Arc<throttle::Throttle>,
     faults: Mutex<faults::Faults>,
+    pub notify_stats: notify::Stats,
 }
 
 impl Shared {
@@ -225,9 +233,11 @@ impl Emulator {
                     oauth,
                     delta: delta::DeltaStore::default(),
                     uploads: attachments::Uploads::default(),
+                    subs: subscriptions::Subscriptions::default(),
                 }),
                 throttle: Arc::new(throttle::Throttle::new(limits)),
                 faults: Mutex::new(faults),
+                notify_stats: notify::Stats::default(),
             }),
         })
     }

@@ -151,7 +151,7 @@ pub fn recipient_count(raw: &[u8]) -> usize {
 
 fn stored(raw: Vec<u8>, parsed: Parsed, is_read: bool) -> NewMessage {
     NewMessage {
-        mime: raw,
+        mime: raw.into(),
         parsed,
         is_read,
         is_draft: false,
