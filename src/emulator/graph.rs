@@ -361,6 +361,7 @@ fn normalise_child_paths(segs: &[String]) -> Vec<String> {
         && v[0].eq_ignore_ascii_case("mailfolders")
         && v[2].eq_ignore_ascii_case("messages")
         && !v[3].eq_ignore_ascii_case("delta")
+        && !v[3].eq_ignore_ascii_case("$count")
     {
         v.drain(0..2);
     }
@@ -388,6 +389,13 @@ async fn route(
         (["mailfolders", _, "move"], &Method::POST) => {
             folders::move_folder(shared, req, ctx, id1())
         }
+        (["mailfolders", _, "copy"], &Method::POST) => {
+            folders::copy_folder(shared, req, ctx, id1())
+        }
+        (["mailfolders", _, "messages", "$count"], &Method::GET) => {
+            items::count(shared, req, ctx, Some(id1()))
+        }
+        (["messages", "$count"], &Method::GET) => items::count(shared, req, ctx, None),
         (["mailfolders", _, "childfolders"], &Method::GET) => {
             folders::list(shared, req, ctx, Some(id1()))
         }

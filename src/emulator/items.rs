@@ -91,6 +91,42 @@ pub fn list(
     Ok(json(StatusCode::OK, &body))
 }
 
+/// `GET /me/messages/$count` or `/me/mailFolders/{id}/messages/$count`: the number, as text.
+pub fn count(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    folder: Option<&str>,
+) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    let received = filter::parse_received(req.q("filter"))?;
+    let inner = shared.lock();
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let root = mb.root();
+    let n = match folder {
+        Some(f) => {
+            let f = mb.folder(mb.resolve_folder(f)?)?;
+            match &received {
+                None => f.messages.len(),
+                Some(r) => f.by_received.iter().filter(|(t, _)| r.matches(*t)).count(),
+            }
+        }
+        None => mb
+            .by_received
+            .iter()
+            .filter(|(t, _)| received.as_ref().is_none_or(|r| r.matches(*t)))
+            .filter_map(|(_, k)| mb.messages.get(k))
+            .filter(|m| mb.is_ancestor(root, m.folder))
+            .count(),
+    };
+    let mut resp = Response::new(axum::body::Body::from(n.to_string()));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(resp)
+}
+
 /// `$count=true` asks for `@odata.count` (the number of matching items) in the response.
 pub fn wants_count(req: &Req) -> GraphResult<bool> {
     match req.q("count") {

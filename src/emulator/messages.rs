@@ -242,6 +242,8 @@ enum Change {
     Flag(String),
     Categories(Vec<String>),
     Ext(Vec<(String, String)>),
+    /// A draft's content field (rebuilt into MIME with the others).
+    Content(String, Value),
 }
 
 fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
@@ -266,10 +268,9 @@ fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
                 .map(Change::Categories)
         }
         "singleValueExtendedProperties" => extprops::parse_patch(v).map(Change::Ext),
-        "subject" | "body" | "toRecipients" | "ccRecipients" | "bccRecipients" | "from"
-        | "replyTo" | "importance" | "internetMessageHeaders" => {
+        k if super::draft::CONTENT_FIELDS.contains(&k) => {
             if is_draft {
-                Err(GraphError::not_implemented("PATCH of draft content"))
+                Ok(Change::Content(key.to_string(), v.clone()))
             } else {
                 // Exchange refuses content changes to items that are not drafts.
                 Err(GraphError::new(
@@ -285,7 +286,8 @@ fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
     }
 }
 
-/// `PATCH /me/messages/{id}` of `isRead`, `flag`, `categories`, extended properties.
+/// `PATCH /me/messages/{id}` of `isRead`, `flag`, `categories`, extended properties, and of a
+/// draft's content.
 pub fn patch(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
     ctx.need(Perm::Write)?;
     let body = req.json_body()?;
@@ -307,9 +309,36 @@ pub fn patch(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResul
         .filter(|(k, _)| !k.starts_with('@'))
         .map(|(k, v)| parse_change(k, v, is_draft))
         .collect::<GraphResult<Vec<_>>>()?;
+    let content: Map<String, Value> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Content(k, v) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    // Rebuild first: content that cannot be composed leaves the item untouched.
+    let rebuilt = if content.is_empty() {
+        None
+    } else {
+        let domain = mb
+            .upn
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("localhost");
+        let raw = super::draft::rebuild(mb.message(key)?, &content, domain)?;
+        let parsed = mime::parse(&raw).map_err(|_| {
+            GraphError::bad_request("The draft could not be rebuilt from these values.")
+        })?;
+        Some((raw, parsed))
+    };
     if let Some(m) = mb.messages.get_mut(&key) {
+        if let Some((raw, parsed)) = rebuilt {
+            m.mime = raw.into();
+            m.parsed = Arc::new(parsed);
+        }
         for c in changes {
             match c {
+                Change::Content(..) => {}
                 Change::IsRead(b) => m.is_read = b,
                 Change::Flag(s) => m.flag_status = s,
                 Change::Categories(c) => m.categories = c,

@@ -11,6 +11,7 @@ mod compose;
 mod control;
 mod delta;
 mod delta_tokens;
+mod draft;
 mod dump;
 mod errors;
 mod extprops;
