@@ -19,10 +19,15 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::submission::links_http::router(bridge.clone()))
         .with_state(bridge)
 }
 
-pub async fn serve(bridge: Arc<Bridge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    bridge: Arc<Bridge>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let result = axum::serve(listener, router(bridge))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
@@ -43,12 +48,19 @@ async fn status_page(State(bridge): State<Arc<Bridge>>) -> Html<String> {
                 format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(&m.address),
-                    if m.alias_of.is_some() { "alias" } else { "Microsoft 365" },
+                    if m.alias_of.is_some() {
+                        "alias"
+                    } else {
+                        "Microsoft 365"
+                    },
                     escape(m.signin_state.as_str()),
                 )
             })
             .collect::<String>(),
-        Err(e) => format!("<tr><td colspan=3>cannot read the store: {}</td></tr>", escape(&e.to_string())),
+        Err(e) => format!(
+            "<tr><td colspan=3>cannot read the store: {}</td></tr>",
+            escape(&e.to_string())
+        ),
     };
     Html(format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>graphbridge</title></head>\
