@@ -92,31 +92,13 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
         tasks,
     };
     let mut running = running;
-    running.tasks.spawn(crate::imap::serve(
-        bridge.clone(),
-        listeners.imap,
-        shutdown_rx.clone(),
-    ));
-    running.tasks.spawn(crate::smtp::serve(
-        bridge.clone(),
-        listeners.smtp,
-        shutdown_rx.clone(),
-    ));
+    running.tasks.spawn(crate::imap::serve(bridge.clone(), listeners.imap, shutdown_rx.clone()));
+    running.tasks.spawn(crate::smtp::serve(bridge.clone(), listeners.smtp, shutdown_rx.clone()));
     if let Some(smtps) = listeners.smtps {
-        running.tasks.spawn(crate::smtp::serve_implicit_tls(
-            bridge.clone(),
-            smtps,
-            shutdown_rx.clone(),
-        ));
+        running.tasks.spawn(crate::smtp::serve_implicit_tls(bridge.clone(), smtps, shutdown_rx.clone()));
     }
-    running.tasks.spawn(crate::admin::serve(
-        bridge.clone(),
-        listeners.http,
-        shutdown_rx.clone(),
-    ));
-    running
-        .tasks
-        .spawn(crate::submission::outbox::run(bridge, shutdown_rx));
+    running.tasks.spawn(crate::admin::serve(bridge.clone(), listeners.http, shutdown_rx.clone()));
+    running.tasks.spawn(crate::submission::outbox::run(bridge, shutdown_rx));
     Ok(running)
 }
 
@@ -139,9 +121,7 @@ async fn attach_signed_in(bridge: &Arc<Bridge>) -> Vec<Arc<crate::sync::MailboxS
         }
         match bridge.attach_account(mailbox.id).await {
             Ok(sync) => attached.push(sync),
-            Err(e) => {
-                tracing::error!(mailbox = %mailbox.address, error = %e, "cannot attach mailbox")
-            }
+            Err(e) => tracing::error!(mailbox = %mailbox.address, error = %e, "cannot attach mailbox"),
         }
     }
     attached

@@ -20,9 +20,7 @@ pub enum BridgeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Graph(#[from] GraphError),
-    #[error(
-        "mailbox {0} has not been signed in to Microsoft yet: run `graphbridge mailbox signin {0}`"
-    )]
+    #[error("mailbox {0} has not been signed in to Microsoft yet: run `graphbridge mailbox signin {0}`")]
     NotSignedIn(String),
     #[error("the stored sign-in of {0} cannot be read (was the encryption key changed?)")]
     Unreadable(String),
@@ -39,11 +37,7 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(
-        config: Config,
-        store: Store,
-        secrets: SecretBox,
-    ) -> Result<Arc<Bridge>, BridgeError> {
+    pub fn new(config: Config, store: Store, secrets: SecretBox) -> Result<Arc<Bridge>, BridgeError> {
         Ok(Arc::new(Bridge {
             config,
             store,
@@ -98,9 +92,7 @@ impl Bridge {
         let Some(stored) = stored else {
             return Err(BridgeError::NotSignedIn(record.address));
         };
-        let tokens = self
-            .unseal_tokens(&stored)
-            .ok_or_else(|| BridgeError::Unreadable(record.address.clone()))?;
+        let tokens = self.unseal_tokens(&stored).ok_or_else(|| BridgeError::Unreadable(record.address.clone()))?;
         let client = GraphClient::new(
             self.http.clone(),
             &self.config.graph.base_url,
@@ -151,19 +143,10 @@ impl Bridge {
     }
 
     fn unseal_tokens(&self, stored: &StoredTokens) -> Option<TokenSet> {
-        let open = |b: &[u8]| {
-            self.secrets
-                .open(b)
-                .ok()
-                .and_then(|v| String::from_utf8(v).ok())
-        };
+        let open = |b: &[u8]| self.secrets.open(b).ok().and_then(|v| String::from_utf8(v).ok());
         Some(TokenSet {
             refresh_token: open(&stored.refresh_token)?,
-            access_token: stored
-                .access_token
-                .as_deref()
-                .and_then(open)
-                .unwrap_or_default(),
+            access_token: stored.access_token.as_deref().and_then(open).unwrap_or_default(),
             expires_at: if stored.access_token.is_some() {
                 stored.access_expires_at.unwrap_or(0)
             } else {

@@ -79,9 +79,7 @@ pub fn demo_emulator_args(mut args: EmulatorArgs) -> EmulatorArgs {
 
 /// `fixtures/demo` of this source tree.
 pub fn default_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join("demo")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("demo")
 }
 
 /// The emulated Microsoft 365 tenant, serving on loopback.
@@ -135,9 +133,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
     let (data_dir, temp) = match &options.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let temp = tempfile::Builder::new()
-                .prefix("graphbridge-demo-")
-                .tempdir()?;
+            let temp = tempfile::Builder::new().prefix("graphbridge-demo-").tempdir()?;
             (temp.path().to_path_buf(), Some(temp))
         }
     };

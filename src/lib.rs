@@ -4,18 +4,18 @@
 //! store (`mailstore`) and asks the back (`sync`, `graph`) for what is missing; the
 //! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
 
-pub mod admin;
-pub mod app;
-pub mod auth;
-pub mod bridge;
-pub mod config;
-pub mod demo;
 pub mod emulator;
-pub mod graph;
-pub mod imap;
+pub mod auth;
+pub mod config;
 pub mod mailstore;
 pub mod secrets;
+pub mod graph;
+pub mod sync;
+pub mod bridge;
+pub mod imap;
 pub mod smtp;
 pub mod submission;
-pub mod sync;
+pub mod admin;
+pub mod app;
+pub mod demo;
 pub mod tls;

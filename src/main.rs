@@ -16,11 +16,7 @@ use graphbridge::mailstore::{accounts, Store};
 use graphbridge::secrets::SecretBox;
 
 #[derive(Parser)]
-#[command(
-    name = "graphbridge",
-    version,
-    about = "IMAP and SMTP in front of Microsoft 365 mailboxes, through Microsoft Graph"
-)]
+#[command(name = "graphbridge", version, about = "IMAP and SMTP in front of Microsoft 365 mailboxes, through Microsoft Graph")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,10 +25,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the bridge against the built-in Graph emulator with demo mailboxes.
-    #[command(
-        after_help = "Every flag of `graphbridge emulator` is accepted here with a `graph-` prefix,\n\
-        e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite."
-    )]
+    #[command(after_help = "Every flag of `graphbridge emulator` is accepted here with a `graph-` prefix,\n\
+        e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite.")]
     Demo(DemoArgs),
     /// Run the Graph emulator alone.
     Emulator(EmulatorArgs),
@@ -172,8 +166,8 @@ fn split_graph_args(argv: Vec<String>) -> (Vec<String>, Vec<String>) {
         match arg.strip_prefix("--graph-") {
             Some(flag) => {
                 graph.push(format!("--{flag}"));
-                let takes_value =
-                    !flag.contains('=') && args.peek().is_some_and(|next| !next.starts_with("--"));
+                let takes_value = !flag.contains('=')
+                    && args.peek().is_some_and(|next| !next.starts_with("--"));
                 if takes_value {
                     graph.extend(args.next());
                 }
@@ -193,21 +187,10 @@ async fn run(cli: Cli, graph_args: Vec<String>) -> Result<(), AnyError> {
         Command::Serve { config } => serve(Config::load(&config)?).await,
         Command::User { config, command } => user(load(config)?, command),
         Command::Mailbox { config, command } => mailbox(load(config)?, command).await,
-        Command::Activities {
-            config,
-            mailbox,
-            since,
-            json,
-        } => {
+        Command::Activities { config, mailbox, since, json } => {
             let store = open_store(&load(config)?)?;
             let mut out = std::io::stdout();
-            graphbridge::submission::activities::cli(
-                &store,
-                mailbox.as_deref(),
-                since.as_deref(),
-                json,
-                &mut out,
-            )?;
+            graphbridge::submission::activities::cli(&store, mailbox.as_deref(), since.as_deref(), json, &mut out)?;
             Ok(())
         }
     }
@@ -233,20 +216,12 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     let running = demo::start(options).await?;
     println!("graphbridge demo is running (Ctrl-C stops it)");
     println!("  IMAP      {}   (no TLS)", running.running.imap);
-    println!(
-        "  SMTP      {}   (submission, STARTTLS; AUTH without TLS on loopback)",
-        running.running.smtp
-    );
+    println!("  SMTP      {}   (submission, STARTTLS; AUTH without TLS on loopback)", running.running.smtp);
     if let Some(smtps) = running.running.smtps {
-        println!(
-            "  SMTPS     {smtps}   (implicit TLS, self-signed certificate in the data folder)"
-        );
+        println!("  SMTPS     {smtps}   (implicit TLS, self-signed certificate in the data folder)");
     }
     println!("  HTTP      http://{}/", running.running.http);
-    println!(
-        "  Graph     http://{}/v1.0   (emulator)",
-        running.graph.addr
-    );
+    println!("  Graph     http://{}/v1.0   (emulator)", running.graph.addr);
     println!("  data      {}", running.data_dir.display());
     println!("  login     {} / {}", demo::DEMO_USER, demo::DEMO_PASSWORD);
     println!(
@@ -343,42 +318,23 @@ async fn mailbox(config: Config, command: MailboxCommand) -> Result<(), AnyError
             println!("{:<40} {:<14} {:<14} users", "MAILBOX", "KIND", "SIGN-IN");
             let users = store.call_blocking(|c| accounts::list_users(c))?;
             for m in store.call_blocking(|c| accounts::list_mailboxes(c))? {
-                let assigned =
-                    store.call_blocking(|c| accounts::assignments_of_mailbox(c, m.id))?;
+                let assigned = store.call_blocking(|c| accounts::assignments_of_mailbox(c, m.id))?;
                 let names: Vec<String> = assigned
                     .iter()
                     .filter_map(|a| {
                         let user = users.iter().find(|u| u.id == a.user_id)?;
-                        Some(if a.is_main {
-                            format!("{} (main)", user.name)
-                        } else {
-                            user.name.clone()
-                        })
+                        Some(if a.is_main { format!("{} (main)", user.name) } else { user.name.clone() })
                     })
                     .collect();
-                let kind = if m.alias_of.is_some() {
-                    "alias"
-                } else {
-                    "Microsoft 365"
-                };
-                println!(
-                    "{:<40} {:<14} {:<14} {}",
-                    m.address,
-                    kind,
-                    m.signin_state.as_str(),
-                    names.join(", ")
-                );
+                let kind = if m.alias_of.is_some() { "alias" } else { "Microsoft 365" };
+                println!("{:<40} {:<14} {:<14} {}", m.address, kind, m.signin_state.as_str(), names.join(", "));
             }
         }
         MailboxCommand::Signin { address } => {
             let record = admin::mailbox(&store, &address)?;
             if let Some(primary) = record.alias_of {
                 let primary = store.call_blocking(|c| accounts::mailbox_by_id(c, primary))?;
-                return Err(format!(
-                    "{address} is an alias mailbox: sign in {} instead",
-                    primary.address
-                )
-                .into());
+                return Err(format!("{address} is an alias mailbox: sign in {} instead", primary.address).into());
             }
             if config.graph.client_id.is_empty() {
                 return Err("graph.client_id is not set in the configuration".into());
@@ -389,10 +345,7 @@ async fn mailbox(config: Config, command: MailboxCommand) -> Result<(), AnyError
                 .signin_device_code(record.id, |code| {
                     match &code.message {
                         Some(message) => println!("{message}"),
-                        None => println!(
-                            "Open {} and enter the code {}",
-                            code.verification_uri, code.user_code
-                        ),
+                        None => println!("Open {} and enter the code {}", code.verification_uri, code.user_code),
                     }
                     println!("Sign in as {address}. Waiting…");
                 })

@@ -20,14 +20,8 @@ async fn list_select_fetch_and_store_through_graph() {
     let refused = imap.cmd("SELECT INBOX").await;
     assert!(refused.status.starts_with("BAD"), "{}", refused.status);
     let wrong = imap.cmd("LOGIN demo wrong").await;
-    assert!(
-        wrong.status.starts_with("NO [AUTHENTICATIONFAILED]"),
-        "{}",
-        wrong.status
-    );
-    imap.cmd(&format!("LOGIN {DEMO_USER} {DEMO_PASSWORD}"))
-        .await
-        .assert_ok();
+    assert!(wrong.status.starts_with("NO [AUTHENTICATIONFAILED]"), "{}", wrong.status);
+    imap.cmd(&format!("LOGIN {DEMO_USER} {DEMO_PASSWORD}")).await.assert_ok();
 
     let list = imap.cmd("LIST \"\" \"*\"").await;
     list.assert_ok();
@@ -46,18 +40,11 @@ async fn list_select_fetch_and_store_through_graph() {
     }
     assert!(list.find("\"/\" INBOX").is_some(), "{:#?}", list.untagged);
     assert!(list.find("Projects/2026").is_some(), "{:#?}", list.untagged);
-    assert!(
-        list.find("Shared/info@contoso.test/INBOX").is_some(),
-        "alias mailbox under Shared/"
-    );
+    assert!(list.find("Shared/info@contoso.test/INBOX").is_some(), "alias mailbox under Shared/");
 
     let select = imap.cmd("SELECT INBOX").await;
     select.assert_ok();
-    assert!(
-        select.status.starts_with("OK [READ-WRITE]"),
-        "{}",
-        select.status
-    );
+    assert!(select.status.starts_with("OK [READ-WRITE]"), "{}", select.status);
     let exists: u32 = select
         .untagged
         .iter()
@@ -84,27 +71,19 @@ async fn list_select_fetch_and_store_through_graph() {
         assert_eq!(len.parse::<usize>().expect("number"), size, "{response}");
     }
 
-    let envelope = imap
-        .cmd("UID FETCH 1:* (FLAGS INTERNALDATE ENVELOPE)")
-        .await;
+    let envelope = imap.cmd("UID FETCH 1:* (FLAGS INTERNALDATE ENVELOPE)").await;
     envelope.assert_ok();
     assert!(envelope.untagged.iter().all(|l| l.contains("ENVELOPE (")));
 
     // STORE goes to Graph; a second session sees it.
     let mut other = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
     other.cmd("SELECT INBOX").await.assert_ok();
-    imap.cmd("STORE 1 -FLAGS (\\Seen \\Flagged)")
-        .await
-        .assert_ok();
+    imap.cmd("STORE 1 -FLAGS (\\Seen \\Flagged)").await.assert_ok();
     let outlook = GraphPeek::sign_in(demo.graph.addr).await;
     let flagged_before = count_flagged(&outlook).await;
     let stored = imap.cmd("STORE 1 +FLAGS (\\Flagged)").await;
     stored.assert_ok();
-    assert!(
-        stored.find("FLAGS (\\Flagged)").is_some(),
-        "{:#?}",
-        stored.untagged
-    );
+    assert!(stored.find("FLAGS (\\Flagged)").is_some(), "{:#?}", stored.untagged);
     let noop = other.cmd("NOOP").await;
     noop.assert_ok();
     assert!(
@@ -121,11 +100,7 @@ async fn list_select_fetch_and_store_through_graph() {
     );
 
     let unsupported = imap.cmd("STORE 1 +FLAGS (\\Deleted)").await;
-    assert!(
-        unsupported.status.starts_with("NO"),
-        "{}",
-        unsupported.status
-    );
+    assert!(unsupported.status.starts_with("NO"), "{}", unsupported.status);
     let unknown = imap.cmd("FROBNICATE").await;
     assert!(unknown.status.starts_with("BAD"), "{}", unknown.status);
     let not_yet = imap.cmd("CREATE Foo").await;
@@ -152,20 +127,13 @@ async fn one_mailbox_logins_and_authenticate_plain() {
     // AUTHENTICATE PLAIN with SASL-IR, authzid naming a mailbox.
     let mut plain = Imap::connect(addr).await;
     let ir = base64_encode(b"sales@contoso.test\0demo\0demo");
-    plain
-        .cmd(&format!("AUTHENTICATE PLAIN {ir}"))
-        .await
-        .assert_ok();
+    plain.cmd(&format!("AUTHENTICATE PLAIN {ir}")).await.assert_ok();
     plain.cmd("SELECT INBOX").await.assert_ok();
 
     // Not assigned → AUTHORIZATIONFAILED.
     let mut refused = Imap::connect(addr).await;
     let reply = refused.cmd("LOGIN support@contoso.test*demo demo").await;
-    assert!(
-        reply.status.starts_with("NO [AUTHORIZATIONFAILED]"),
-        "{}",
-        reply.status
-    );
+    assert!(reply.status.starts_with("NO [AUTHORIZATIONFAILED]"), "{}", reply.status);
     demo.stop().await;
 }
 

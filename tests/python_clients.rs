@@ -12,10 +12,7 @@ use graphbridge::demo::{DEMO_PASSWORD, DEMO_USER};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imaplib_and_smtplib_against_the_demo() {
     let demo = start_demo(None).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/imaplib_smtplib.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imaplib_smtplib.py");
     let imap_port = demo.running.imap.port().to_string();
     let smtp_port = demo.running.smtp.port().to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -28,10 +25,7 @@ async fn imaplib_and_smtplib_against_the_demo() {
     .expect("python3 runs (install Python 3)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "client script failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "client script failed:\n{stdout}\n{stderr}");
     println!("{stdout}");
     demo.stop().await;
 }

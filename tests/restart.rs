@@ -31,28 +31,19 @@ async fn uids_and_uidvalidity_survive_a_restart() {
         ..DemoOptions::default()
     };
     options.emulator.port = 0;
-    let graph = RunningEmulator::start(&options.emulator)
-        .await
-        .expect("emulator");
+    let graph = RunningEmulator::start(&options.emulator).await.expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let first = demo::start_bridge(&options, graph.addr, dir.path())
-        .await
-        .expect("bridge");
+    let first = demo::start_bridge(&options, graph.addr, dir.path()).await.expect("bridge");
     let before = uid_state(first.imap).await;
     first.stop().await;
 
-    let second = demo::start_bridge(&options, graph.addr, dir.path())
-        .await
-        .expect("bridge again");
+    let second = demo::start_bridge(&options, graph.addr, dir.path()).await.expect("bridge again");
     let after = uid_state(second.imap).await;
     second.stop().await;
     graph.stop().await;
 
-    assert_ne!(
-        before.0, "1",
-        "UIDVALIDITY comes from the clock, not a counter"
-    );
+    assert_ne!(before.0, "1", "UIDVALIDITY comes from the clock, not a counter");
     assert!(!before.1.is_empty());
     assert_eq!(before, after);
 }

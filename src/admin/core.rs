@@ -24,10 +24,7 @@ pub enum AdminError {
 }
 
 pub fn add_user(store: &Store, name: &str, password: &str) -> Result<User, AdminError> {
-    if name.is_empty()
-        || name.contains('*')
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if name.is_empty() || name.contains('*') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AdminError::BadUserName);
     }
     if password.is_empty() {
@@ -86,9 +83,7 @@ fn check_address(address: &str) -> Result<(), AdminError> {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !address
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '*')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '*')
         }
         None => false,
     };
@@ -113,14 +108,8 @@ mod tests {
     fn import_assign_and_errors() {
         let (_dir, store) = store();
         add_user(&store, "anna", "pw").expect("user");
-        assert!(matches!(
-            add_user(&store, "anna", "pw"),
-            Err(AdminError::Store(_))
-        ));
-        assert!(matches!(
-            add_user(&store, "a*b", "pw"),
-            Err(AdminError::BadUserName)
-        ));
+        assert!(matches!(add_user(&store, "anna", "pw"), Err(AdminError::Store(_))));
+        assert!(matches!(add_user(&store, "a*b", "pw"), Err(AdminError::BadUserName)));
         import_mailbox(&store, "sales@contoso.test", None).expect("import");
         assert!(matches!(
             import_mailbox(&store, "not-an-address", None),

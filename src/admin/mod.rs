@@ -23,11 +23,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .with_state(bridge)
 }
 
-pub async fn serve(
-    bridge: Arc<Bridge>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(bridge: Arc<Bridge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let result = axum::serve(listener, router(bridge))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
@@ -48,19 +44,12 @@ async fn status_page(State(bridge): State<Arc<Bridge>>) -> Html<String> {
                 format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(&m.address),
-                    if m.alias_of.is_some() {
-                        "alias"
-                    } else {
-                        "Microsoft 365"
-                    },
+                    if m.alias_of.is_some() { "alias" } else { "Microsoft 365" },
                     escape(m.signin_state.as_str()),
                 )
             })
             .collect::<String>(),
-        Err(e) => format!(
-            "<tr><td colspan=3>cannot read the store: {}</td></tr>",
-            escape(&e.to_string())
-        ),
+        Err(e) => format!("<tr><td colspan=3>cannot read the store: {}</td></tr>", escape(&e.to_string())),
     };
     Html(format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>graphbridge</title></head>\

@@ -29,10 +29,7 @@ impl RequestBudget {
             let wait = {
                 let mut sent = self.sent.lock().await;
                 let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
                     sent.pop_front();
                 }
                 if sent.len() < self.capacity {
@@ -78,10 +75,7 @@ mod tests {
 
     #[test]
     fn budgets_parse() {
-        assert_eq!(
-            parse_budget("1000/60"),
-            Some((1000, Duration::from_secs(60)))
-        );
+        assert_eq!(parse_budget("1000/60"), Some((1000, Duration::from_secs(60))));
         assert_eq!(parse_budget("0/60"), None);
         assert_eq!(parse_budget("x"), None);
     }

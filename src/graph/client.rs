@@ -81,9 +81,7 @@ impl GraphClient {
         url: &str,
         prefer: &str,
     ) -> Result<T, GraphError> {
-        let bytes = self
-            .request(Method::GET, url, Body::None, Some(prefer))
-            .await?;
+        let bytes = self.request(Method::GET, url, Body::None, Some(prefer)).await?;
         decode(&bytes)
     }
 

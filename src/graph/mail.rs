@@ -33,10 +33,7 @@ impl GraphClient {
 
     /// A folder by well-known name (`inbox`, `sentitems`, …); None when the mailbox has none.
     pub async fn well_known_folder(&self, name: &str) -> Result<Option<MailFolder>, GraphError> {
-        match self
-            .get_json(&self.url(&format!("/mailFolders/{name}")))
-            .await
-        {
+        match self.get_json(&self.url(&format!("/mailFolders/{name}"))).await {
             Ok(folder) => Ok(Some(folder)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),

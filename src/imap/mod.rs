@@ -16,11 +16,7 @@ use tokio::sync::watch;
 use crate::bridge::Bridge;
 
 /// Accepts IMAP connections until `shutdown` turns true; each connection runs in its own task.
-pub async fn serve(
-    bridge: Arc<Bridge>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(bridge: Arc<Bridge>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -40,10 +40,7 @@ impl VisibleMailbox {
 }
 
 /// Finds which mailbox a client-visible name belongs to and the folder path inside it.
-pub fn resolve<'a>(
-    visible: &'a [VisibleMailbox],
-    name: &str,
-) -> Option<(&'a VisibleMailbox, String)> {
+pub fn resolve<'a>(visible: &'a [VisibleMailbox], name: &str) -> Option<(&'a VisibleMailbox, String)> {
     // The longest matching prefix decides, so a shared mailbox's names never fall through to
     // the personal namespace.
     let owner = visible
@@ -157,14 +154,7 @@ mod tests {
 
     #[test]
     fn mutf7_round_trips() {
-        for name in [
-            "Entwürfe",
-            "Gelöschte Elemente",
-            "A&B",
-            "日本語",
-            "plain",
-            "Ça/été",
-        ] {
+        for name in ["Entwürfe", "Gelöschte Elemente", "A&B", "日本語", "plain", "Ça/été"] {
             let wire = encode_mutf7(name);
             assert!(wire.is_ascii());
             assert_eq!(decode_mutf7(wire.as_bytes()).as_deref(), Some(name));
@@ -196,8 +186,7 @@ mod tests {
             signin_state: SigninState::SignedIn,
             last_error: None,
         };
-        let visible =
-            VisibleMailbox::layout(&[record(1, "sales@x.test"), record(2, "info@x.test")]);
+        let visible = VisibleMailbox::layout(&[record(1, "sales@x.test"), record(2, "info@x.test")]);
         let (m, path) = resolve(&visible, "Shared/info@x.test/INBOX").expect("shared");
         assert_eq!((m.record.id, path.as_str()), (2, "INBOX"));
         let (m, path) = resolve(&visible, "Projects/2026").expect("personal");

@@ -205,10 +205,7 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 ..
-            } if selected => {
-                let _ = (sequence_set, macro_or_item_names, uid);
-                Outcome::no("x")
-            }
+            } if selected => { let _ = (sequence_set, macro_or_item_names, uid); Outcome::no("x") }
             CommandBody::Store {
                 sequence_set,
                 kind,
@@ -216,9 +213,7 @@ impl Session {
                 flags,
                 uid,
                 ..
-            } if selected => {
-                commands::store::store(self, sequence_set, kind, response, flags, uid).await
-            }
+            } if selected => commands::store::store(self, sequence_set, kind, response, flags, uid).await,
             CommandBody::Close
             | CommandBody::Unselect
             | CommandBody::Fetch { .. }
@@ -313,31 +308,26 @@ impl Session {
     fn reject_malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
         use imap_next::server::Error;
         let (bytes, text) = match &error {
-            Error::ExpectedCrlfGotLf { discarded_bytes } => (
-                discarded_bytes.declassify().to_vec(),
-                "Lines must end with CRLF",
-            ),
+            Error::ExpectedCrlfGotLf { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "Lines must end with CRLF")
+            }
             Error::MalformedMessage { discarded_bytes } => (
                 discarded_bytes.declassify().to_vec(),
                 "Unknown command or invalid arguments",
             ),
             // imap-next already answered the tagged BAD for a refused literal.
             Error::LiteralTooLong { .. } => return,
-            Error::CommandTooLong { discarded_bytes } => (
-                discarded_bytes.declassify().to_vec(),
-                "Command line too long",
-            ),
+            Error::CommandTooLong { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "Command line too long")
+            }
         };
         let tag = bytes
             .split(|b| *b == b' ')
             .next()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| Tag::try_from(t.to_string()).ok());
-        let code = matches!(error, Error::CommandTooLong { .. }).then(|| {
-            Code::Other(imap_next::imap_types::response::CodeOther::unvalidated(
-                &b"TOOBIG"[..],
-            ))
-        });
+        let code = matches!(error, Error::CommandTooLong { .. })
+            .then(|| Code::Other(imap_next::imap_types::response::CodeOther::unvalidated(&b"TOOBIG"[..])));
         let text = Text::try_from(text).unwrap_or_else(|_| Text::unvalidated("Bad command"));
         let Ok(status) = Status::bad(tag, code, text);
         server.enqueue_status(status.into_static());

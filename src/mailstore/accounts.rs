@@ -142,9 +142,7 @@ fn mailbox_from_row(row: &Row<'_>) -> rusqlite::Result<MailboxRecord> {
 
 pub fn mailbox_by_address(conn: &Connection, address: &str) -> StoreResult<Option<MailboxRecord>> {
     let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE address = ?1");
-    Ok(conn
-        .query_row(&sql, [address], mailbox_from_row)
-        .optional()?)
+    Ok(conn.query_row(&sql, [address], mailbox_from_row).optional()?)
 }
 
 pub fn mailbox_by_id(conn: &Connection, id: i64) -> StoreResult<MailboxRecord> {
@@ -188,12 +186,7 @@ pub fn set_signin_state(
 
 /// Assigns a user; `is_main` makes them the mailbox's one main user (the previous one stays
 /// assigned, without the crown).
-pub fn assign(
-    conn: &mut Connection,
-    mailbox_id: i64,
-    user_id: i64,
-    is_main: bool,
-) -> StoreResult<()> {
+pub fn assign(conn: &mut Connection, mailbox_id: i64, user_id: i64, is_main: bool) -> StoreResult<()> {
     let tx = conn.transaction()?;
     if is_main {
         tx.execute(

@@ -171,13 +171,7 @@ fn upsert_one(tx: &Transaction<'_>, folder_id: i64, m: &MessageUpsert) -> StoreR
             tx.execute(
                 "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
                  WHERE folder_id = ?1 AND graph_id = ?2",
-                params![
-                    folder_id,
-                    m.graph_id,
-                    new_flags.0,
-                    m.keywords,
-                    modseq as i64
-                ],
+                params![folder_id, m.graph_id, new_flags.0, m.keywords, modseq as i64],
             )?;
             Ok(Upserted::Changed)
         }
@@ -257,11 +251,7 @@ pub fn put_body(
     Ok(())
 }
 
-pub fn get_body(
-    conn: &Connection,
-    mailbox_id: i64,
-    graph_id: &str,
-) -> StoreResult<Option<Vec<u8>>> {
+pub fn get_body(conn: &Connection, mailbox_id: i64, graph_id: &str) -> StoreResult<Option<Vec<u8>>> {
     let compressed: Option<Vec<u8>> = conn
         .query_row(
             "SELECT zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2",
@@ -280,11 +270,7 @@ pub fn get_body(
 }
 
 /// Graph ids in a mailbox whose bodies are not stored yet, newest first.
-pub fn missing_bodies(
-    conn: &Connection,
-    mailbox_id: i64,
-    limit: usize,
-) -> StoreResult<Vec<String>> {
+pub fn missing_bodies(conn: &Connection, mailbox_id: i64, limit: usize) -> StoreResult<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT m.graph_id FROM messages m JOIN folders f ON f.id = m.folder_id
          WHERE f.mailbox_id = ?1 AND NOT EXISTS (

@@ -78,10 +78,7 @@ impl Store {
     }
 
     /// Runs `f` on the calling thread; for the CLI and for code already off the async runtime.
-    pub fn call_blocking<T, E>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn call_blocking<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
         let mut guard = self
             .conn
             .lock()

@@ -159,12 +159,10 @@ mod tests {
 
     #[test]
     fn graph_fields_map_to_imap_flags() {
-        let m =
-            delta(json!({"id":"a","isRead":true,"flag":{"flagStatus":"flagged"},"isDraft":false}));
+        let m = delta(json!({"id":"a","isRead":true,"flag":{"flagStatus":"flagged"},"isDraft":false}));
         let f = flags_from_graph(&m);
         assert!(f.has(Flags::SEEN) && f.has(Flags::FLAGGED) && !f.has(Flags::DRAFT));
-        let m =
-            delta(json!({"id":"b","isRead":false,"flag":{"flagStatus":"complete"},"isDraft":true}));
+        let m = delta(json!({"id":"b","isRead":false,"flag":{"flagStatus":"complete"},"isDraft":true}));
         let f = flags_from_graph(&m);
         assert!(!f.has(Flags::SEEN) && !f.has(Flags::FLAGGED) && f.has(Flags::DRAFT));
     }
@@ -190,9 +188,7 @@ mod tests {
     fn removed_items_and_times_are_read() {
         let items = vec![
             delta(json!({"id":"gone","@removed":{"reason":"deleted"}})),
-            delta(
-                json!({"id":"new","receivedDateTime":"2026-01-05T09:30:00Z","isRead":false,"categories":["Red"]}),
-            ),
+            delta(json!({"id":"new","receivedDateTime":"2026-01-05T09:30:00Z","isRead":false,"categories":["Red"]})),
         ];
         let (upserts, removed) = split_page(items);
         assert_eq!(removed, vec!["gone"]);

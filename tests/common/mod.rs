@@ -38,12 +38,7 @@ impl Reply {
     }
 
     pub fn assert_ok(&self) -> &Reply {
-        assert!(
-            self.ok(),
-            "expected OK, got {}\n{:#?}",
-            self.status,
-            self.untagged
-        );
+        assert!(self.ok(), "expected OK, got {}\n{:#?}", self.status, self.untagged);
         self
     }
 
@@ -72,9 +67,7 @@ impl Imap {
 
     pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Imap {
         let mut imap = Imap::connect(addr).await;
-        imap.cmd(&format!("LOGIN {user} {password}"))
-            .await
-            .assert_ok();
+        imap.cmd(&format!("LOGIN {user} {password}")).await.assert_ok();
         imap
     }
 
@@ -82,8 +75,7 @@ impl Imap {
     pub async fn cmd(&mut self, command: &str) -> Reply {
         let tag = format!("A{:03}", self.next_tag);
         self.next_tag += 1;
-        self.send_raw(format!("{tag} {command}\r\n").as_bytes())
-            .await;
+        self.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
         self.read_until_tag(&tag).await
     }
 
@@ -98,10 +90,9 @@ impl Imap {
     pub async fn read_until_tag(&mut self, tag: &str) -> Reply {
         let mut untagged = Vec::new();
         loop {
-            let line =
-                tokio::time::timeout(Duration::from_secs(60), read_response(&mut self.reader))
-                    .await
-                    .expect("IMAP answered in time");
+            let line = tokio::time::timeout(Duration::from_secs(60), read_response(&mut self.reader))
+                .await
+                .expect("IMAP answered in time");
             if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
                 return Reply {
                     untagged,
@@ -123,10 +114,7 @@ async fn read_response(reader: &mut BufReader<TcpStream>) -> String {
     let mut out = Vec::new();
     loop {
         let mut line = Vec::new();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .await
-            .expect("read IMAP");
+        let n = reader.read_until(b'\n', &mut line).await.expect("read IMAP");
         assert!(n > 0, "IMAP server closed the connection");
         let literal = literal_length(&line);
         out.extend_from_slice(&line);
@@ -185,20 +173,14 @@ impl GraphPeek {
         let base = format!("http://{graph}");
         let code: serde_json::Value = http
             .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-            .form(&[
-                ("client_id", "tests"),
-                ("scope", "offline_access Mail.ReadWrite"),
-            ])
+            .form(&[("client_id", "tests"), ("scope", "offline_access Mail.ReadWrite")])
             .send()
             .await
             .expect("devicecode")
             .json()
             .await
             .expect("devicecode JSON");
-        let device_code = code["device_code"]
-            .as_str()
-            .expect("device_code")
-            .to_string();
+        let device_code = code["device_code"].as_str().expect("device_code").to_string();
         let token: serde_json::Value = http
             .post(format!("{base}/common/oauth2/v2.0/token"))
             .form(&[
@@ -215,19 +197,13 @@ impl GraphPeek {
         GraphPeek {
             http,
             base: format!("{base}/v1.0"),
-            token: token["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_string(),
+            token: token["access_token"].as_str().expect("access_token").to_string(),
         }
     }
 
     /// Every message of a folder with the selected fields, through a fresh delta.
     pub async fn folder_messages(&self, folder: &str, select: &str) -> Vec<serde_json::Value> {
-        let mut url = format!(
-            "{}/me/mailFolders/{folder}/messages/delta?$select={select}",
-            self.base
-        );
+        let mut url = format!("{}/me/mailFolders/{folder}/messages/delta?$select={select}", self.base);
         let mut items = Vec::new();
         loop {
             let page: serde_json::Value = self

@@ -85,12 +85,7 @@ async fn plain(session: &mut Session, tag: Tag<'static>, response: &Cow<'_, [u8]
     Step::Done(tag, outcome)
 }
 
-async fn log_in(
-    session: &mut Session,
-    user: &str,
-    password: &str,
-    authzid: Option<&str>,
-) -> Outcome {
+async fn log_in(session: &mut Session, user: &str, password: &str, authzid: Option<&str>) -> Outcome {
     match auth::authenticate(&session.bridge.store, user, password, authzid).await {
         Ok(login) => {
             let visible = VisibleMailbox::layout(&login.mailboxes);

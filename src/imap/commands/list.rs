@@ -33,9 +33,9 @@ pub async fn list(
     };
     if pattern.is_empty() {
         // RFC 3501: an empty pattern asks for the delimiter and the root of the reference.
-        session
-            .pending
-            .push(list_data(subscribed_only, "", vec![FlagNameAttribute::Noselect]).into());
+        session.pending.push(
+            list_data(subscribed_only, "", vec![FlagNameAttribute::Noselect]).into(),
+        );
         return Outcome::ok("LIST completed");
     }
     let full_pattern = format!("{reference}{pattern}");
@@ -111,7 +111,11 @@ fn special_use_attribute(role: SpecialUse) -> Option<FlagNameAttribute<'static>>
     Atom::try_from(atom).ok().map(FlagNameAttribute::from)
 }
 
-fn list_data(lsub: bool, name: &str, items: Vec<FlagNameAttribute<'static>>) -> Data<'static> {
+fn list_data(
+    lsub: bool,
+    name: &str,
+    items: Vec<FlagNameAttribute<'static>>,
+) -> Data<'static> {
     let mailbox = wire_mailbox(name).unwrap_or(Mailbox::Inbox);
     let delimiter = QuotedChar::try_from('/').ok();
     if lsub {

@@ -57,14 +57,7 @@ pub async fn store(
         if new != message.flags {
             let result = selected
                 .sync
-                .store_flags(
-                    &selected.folder,
-                    message.uid,
-                    &message.graph_id,
-                    message.flags,
-                    new,
-                    &message.keywords,
-                )
+                .store_flags(&selected.folder, message.uid, &message.graph_id, message.flags, new, &message.keywords)
                 .await;
             match result {
                 Ok(modseq) => {
@@ -102,11 +95,7 @@ fn apply(old: Flags, kind: StoreType, bits: u32) -> Flags {
     }
 }
 
-fn fetch_flags(
-    seq: NonZeroU32,
-    uid: bool,
-    message: &crate::mailstore::MessageRecord,
-) -> Data<'static> {
+fn fetch_flags(seq: NonZeroU32, uid: bool, message: &crate::mailstore::MessageRecord) -> Data<'static> {
     let mut items = vec![MessageDataItem::Flags(flag_list(message))];
     if uid {
         if let Some(u) = NonZeroU32::new(message.uid) {
@@ -135,11 +124,7 @@ mod tests {
             Flags(Flags::DELETED)
         );
         assert_eq!(
-            apply(
-                Flags::default(),
-                StoreType::Add,
-                Flags::SEEN | Flags::FLAGGED
-            ),
+            apply(Flags::default(), StoreType::Add, Flags::SEEN | Flags::FLAGGED),
             Flags(Flags::SEEN | Flags::FLAGGED)
         );
     }
