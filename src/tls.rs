@@ -35,6 +35,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+static SELF_SIGNED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Where the self-signed certificate lives.
 pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = data_dir.join("tls");
@@ -56,6 +58,8 @@ pub fn server_config(
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         (None, None) => {
             let (cert, key) = self_signed_paths(data_dir);
+            // Servers start together: one makes the certificate, the others then read it.
+            let _made = SELF_SIGNED.lock().unwrap_or_else(|p| p.into_inner());
             if !cert.exists() || !key.exists() {
                 make_self_signed(&cert, &key, &config.hostnames)?;
             }
