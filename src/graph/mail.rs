@@ -246,7 +246,6 @@ impl GraphClient {
             let response = http
                 .put(&upload_url)
                 .header("Content-Range", format!("bytes {start}-{end}/{total}"))
-                .header("Content-Length", chunk.len())
                 .body(chunk.to_vec())
                 .send()
                 .await?;
