@@ -20,7 +20,10 @@ async fn run(mut command: Command) -> Output {
 fn check(output: &Output, what: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{stdout}\n{stderr}"
+    );
 }
 
 const MESSAGE: &str = "From: sales@contoso.test\r\nTo: sales@contoso.test\r\nSubject: SUBJECT\r\n\r\nsent by a real client\r\n";
@@ -30,7 +33,12 @@ async fn python_curl_swaks_and_msmtp_send_over_tls() {
     let demo = start_demo(None).await;
     let outlook = Outlook::sign_in(demo.graph.addr).await;
     let smtp = demo.running.smtp.port().to_string();
-    let smtps = demo.running.smtps.expect("implicit TLS port").port().to_string();
+    let smtps = demo
+        .running
+        .smtps
+        .expect("implicit TLS port")
+        .port()
+        .to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut expected = Vec::new();
 
@@ -44,14 +52,27 @@ async fn python_curl_swaks_and_msmtp_send_over_tls() {
 
     if require_tool("curl") {
         for (subject, url, flag) in [
-            ("curl starttls", format!("smtp://127.0.0.1:{smtp}"), "--ssl-reqd"),
-            ("curl implicit tls", format!("smtps://127.0.0.1:{smtps}"), "--ssl-reqd"),
+            (
+                "curl starttls",
+                format!("smtp://127.0.0.1:{smtp}"),
+                "--ssl-reqd",
+            ),
+            (
+                "curl implicit tls",
+                format!("smtps://127.0.0.1:{smtps}"),
+                "--ssl-reqd",
+            ),
         ] {
             let file = dir.path().join(format!("{subject}.eml"));
             std::fs::write(&file, MESSAGE.replace("SUBJECT", subject)).expect("write");
             let mut c = Command::new("curl");
             c.args(["-sS", "-k", flag, "--url", &url, "--user", "demo:demo"])
-                .args(["--mail-from", "sales@contoso.test", "--mail-rcpt", "sales@contoso.test"])
+                .args([
+                    "--mail-from",
+                    "sales@contoso.test",
+                    "--mail-rcpt",
+                    "sales@contoso.test",
+                ])
                 .arg("--upload-file")
                 .arg(&file);
             check(&run(c).await, subject);
@@ -62,9 +83,21 @@ async fn python_curl_swaks_and_msmtp_send_over_tls() {
     if require_tool("swaks") {
         let mut c = Command::new("swaks");
         c.args(["--server", "127.0.0.1", "--port", &smtp, "--tls"])
-            .args(["--auth", "LOGIN", "--auth-user", "demo", "--auth-password", "demo"])
+            .args([
+                "--auth",
+                "LOGIN",
+                "--auth-user",
+                "demo",
+                "--auth-password",
+                "demo",
+            ])
             .args(["--from", "sales@contoso.test", "--to", "sales@contoso.test"])
-            .args(["--header", "Subject: swaks starttls", "--body", "sent by swaks"]);
+            .args([
+                "--header",
+                "Subject: swaks starttls",
+                "--body",
+                "sent by swaks",
+            ]);
         check(&run(c).await, "swaks");
         expected.push("swaks starttls");
     }
@@ -83,12 +116,15 @@ async fn python_curl_swaks_and_msmtp_send_over_tls() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
         }
         let mut c = Command::new("sh");
         c.arg("-c").arg(format!(
             "printf '{}' | msmtp -C '{}' sales@contoso.test",
-            MESSAGE.replace("SUBJECT", "msmtp implicit tls").replace("\r\n", "\\n"),
+            MESSAGE
+                .replace("SUBJECT", "msmtp implicit tls")
+                .replace("\r\n", "\\n"),
             config.display()
         ));
         check(&run(c).await, "msmtp");
@@ -108,19 +144,29 @@ async fn chunking_and_auth_rules_speak_the_protocol() {
     let demo = start_demo(None).await;
     let outlook = Outlook::sign_in(demo.graph.addr).await;
     let mut smtp = Smtp::login(demo.running.smtp).await;
-    assert!(smtp.cmd("MAIL FROM:<sales@contoso.test>").await.starts_with("250"));
-    assert!(smtp.cmd("RCPT TO:<sales@contoso.test>").await.starts_with("250"));
+    assert!(smtp
+        .cmd("MAIL FROM:<sales@contoso.test>")
+        .await
+        .starts_with("250"));
+    assert!(smtp
+        .cmd("RCPT TO:<sales@contoso.test>")
+        .await
+        .starts_with("250"));
     let first = "From: sales@contoso.test\r\nTo: sales@contoso.test\r\n";
     let second = "Subject: chunked\r\n\r\nin two chunks\r\n";
-    smtp.raw(format!("BDAT {}\r\n{first}", first.len()).as_bytes()).await;
+    smtp.raw(format!("BDAT {}\r\n{first}", first.len()).as_bytes())
+        .await;
     assert!(smtp.reply().await.starts_with("250"));
-    smtp.raw(format!("BDAT {} LAST\r\n{second}", second.len()).as_bytes()).await;
+    smtp.raw(format!("BDAT {} LAST\r\n{second}", second.len()).as_bytes())
+        .await;
     let reply = smtp.reply().await;
     assert!(reply.starts_with("250"), "{reply}");
     assert_eq!(outlook.with_subject("sentitems", "chunked").await.len(), 1);
 
     // SIZE declared above the limit is refused at MAIL.
-    let reply = smtp.cmd("MAIL FROM:<sales@contoso.test> SIZE=999999999").await;
+    let reply = smtp
+        .cmd("MAIL FROM:<sales@contoso.test> SIZE=999999999")
+        .await;
     assert!(reply.starts_with("552 5.3.4"), "{reply}");
     // Garbage does not upset the session.
     assert!(smtp.cmd("\u{1}\u{2} nonsense").await.starts_with("5"));

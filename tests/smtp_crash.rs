@@ -83,7 +83,12 @@ fn spawn(config: &Path, pause_at: Option<&str>) -> (Child, mpsc::Receiver<String
 }
 
 async fn wait_for_port(port: u16) {
-    let up = eventually(|| async move { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() }).await;
+    let up = eventually(|| async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
     assert!(up, "bridge listens on {port}");
 }
 
@@ -104,7 +109,9 @@ async fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str) {
 async fn every_message_is_sent_exactly_once_across_kill_9() {
     let mut emulator_args = demo::demo_emulator_args(Default::default());
     emulator_args.port = 0;
-    let graph = RunningEmulator::start(&emulator_args).await.expect("emulator");
+    let graph = RunningEmulator::start(&emulator_args)
+        .await
+        .expect("emulator");
     let data = tempfile::tempdir().expect("tempdir");
 
     // Provision the demo user and mailboxes and sign in, then stop.
@@ -137,7 +144,11 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
         let (mut child, lines) = spawn(&config, Some(point));
         wait_for_port(ports.smtp).await;
         let mut smtp = Smtp::login(smtp_addr).await;
-        for line in ["MAIL FROM:<sales@contoso.test>", "RCPT TO:<sales@contoso.test>", "DATA"] {
+        for line in [
+            "MAIL FROM:<sales@contoso.test>",
+            "RCPT TO:<sales@contoso.test>",
+            "DATA",
+        ] {
             smtp.cmd(line).await;
         }
         let message = format!(

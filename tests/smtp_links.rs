@@ -17,7 +17,9 @@ const SALES: &str = "sales@contoso.test";
 
 /// The token of the first link in `text` after `label: `.
 fn token_after(text: &str, label: &str) -> String {
-    let at = text.find(&format!("{label}: ")).unwrap_or_else(|| panic!("no {label} link in {text}"));
+    let at = text
+        .find(&format!("{label}: "))
+        .unwrap_or_else(|| panic!("no {label} link in {text}"));
     let rest = &text[at..];
     let d = rest.find("/d/").expect("a /d/ URL");
     rest[d + 3..]
@@ -40,7 +42,11 @@ async fn macros_become_links_that_serve_the_files() {
 
     let got = outlook.with_subject("inbox", "with links").await;
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["hasAttachments"].as_bool(), Some(false), "the file was taken out");
+    assert_eq!(
+        got[0]["hasAttachments"].as_bool(),
+        Some(false),
+        "the file was taken out"
+    );
     let mime = outlook.mime(got[0]["id"].as_str().expect("id")).await;
     assert!(!mime.contains("_downloadLink"), "{mime}");
     let plain = mime.replace("=\r\n", "");
@@ -53,22 +59,50 @@ async fn macros_become_links_that_serve_the_files() {
         .build()
         .expect("client");
     let base = format!("http://{}", demo.running.http);
-    let page = http.get(format!("{base}/d/{download}")).send().await.expect("page");
+    let page = http
+        .get(format!("{base}/d/{download}"))
+        .send()
+        .await
+        .expect("page");
     assert_eq!(page.status().as_u16(), 200);
     let page = page.text().await.expect("page text");
-    assert!(page.contains("offer.pdf") && page.contains("Offer files"), "{page}");
-    let file = http.get(format!("{base}/d/{download}/0")).send().await.expect("file");
+    assert!(
+        page.contains("offer.pdf") && page.contains("Offer files"),
+        "{page}"
+    );
+    let file = http
+        .get(format!("{base}/d/{download}/0"))
+        .send()
+        .await
+        .expect("file");
     assert_eq!(file.status().as_u16(), 200);
     assert_eq!(file.headers()["content-type"], "application/pdf");
-    let disposition = file.headers()["content-disposition"].to_str().expect("ascii").to_string();
-    assert!(disposition.contains("filename=\"offer.pdf\""), "{disposition}");
+    let disposition = file.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        disposition.contains("filename=\"offer.pdf\""),
+        "{disposition}"
+    );
     assert_eq!(file.bytes().await.expect("bytes").to_vec(), pdf);
 
     // The agreement link shows the form and withholds the file until accepted.
-    let form = http.get(format!("{base}/d/{agreement}")).send().await.expect("form");
+    let form = http
+        .get(format!("{base}/d/{agreement}"))
+        .send()
+        .await
+        .expect("form");
     let form = form.text().await.expect("form text");
-    assert!(form.contains("I accept the terms") && form.contains("<form"), "{form}");
-    let blocked = http.get(format!("{base}/d/{agreement}/0")).send().await.expect("blocked");
+    assert!(
+        form.contains("I accept the terms") && form.contains("<form"),
+        "{form}"
+    );
+    let blocked = http
+        .get(format!("{base}/d/{agreement}/0"))
+        .send()
+        .await
+        .expect("blocked");
     assert_eq!(blocked.status().as_u16(), 303);
     let accepted = http
         .post(format!("{base}/d/{agreement}"))
@@ -77,7 +111,10 @@ async fn macros_become_links_that_serve_the_files() {
         .await
         .expect("accept");
     assert_eq!(accepted.status().as_u16(), 303);
-    let location = accepted.headers()["location"].to_str().expect("location").to_string();
+    let location = accepted.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let ok = location.split("ok=").nth(1).expect("proof").to_string();
     let file = http
         .get(format!("{base}/d/{agreement}/0?ok={ok}"))
@@ -98,24 +135,40 @@ async fn macros_become_links_that_serve_the_files() {
     assert_eq!(accepted.len(), 1);
     assert_eq!(accepted[0].address, "buyer@example.test");
 
-    let unknown = http.get(format!("{base}/d/nosuchlink")).send().await.expect("unknown");
+    let unknown = http
+        .get(format!("{base}/d/nosuchlink"))
+        .send()
+        .await
+        .expect("unknown");
     assert_eq!(unknown.status().as_u16(), 404);
 
     // Fifteen days later (a moved clock, not a wait): 410, and the sweeper deletes the files.
     let now = graphbridge::mailstore::now_unix();
     let later = ManualClock::at(now + 15 * 86_400);
     let router = links_http::router_with_clock::<()>(bridge.clone(), later.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let expired = http.get(format!("http://{addr}/d/{download}")).send().await.expect("expired");
+    let expired = http
+        .get(format!("http://{addr}/d/{download}"))
+        .send()
+        .await
+        .expect("expired");
     assert_eq!(expired.status().as_u16(), 410);
     let fresh = ManualClock::at(now + 13 * 86_400);
     let router = links_http::router_with_clock::<()>(bridge.clone(), fresh);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr13 = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let still = http.get(format!("http://{addr13}/d/{download}")).send().await.expect("day 13");
+    let still = http
+        .get(format!("http://{addr13}/d/{download}"))
+        .send()
+        .await
+        .expect("day 13");
     assert_eq!(still.status().as_u16(), 200);
     let dir = links::links_dir(&demo.data_dir);
     let before = std::fs::read_dir(&dir).expect("links dir").count();
@@ -125,7 +178,11 @@ async fn macros_become_links_that_serve_the_files() {
         .expect("sweep");
     assert_eq!(removed, 2);
     assert_eq!(std::fs::read_dir(&dir).expect("links dir").count(), 0);
-    let after = http.get(format!("http://{addr}/d/{download}")).send().await.expect("swept");
+    let after = http
+        .get(format!("http://{addr}/d/{download}"))
+        .send()
+        .await
+        .expect("swept");
     assert_eq!(after.status().as_u16(), 404);
     drop(Arc::clone(&bridge));
     demo.stop().await;
@@ -136,7 +193,9 @@ async fn large_attachments_go_up_in_upload_sessions() {
     let demo = start_demo(None).await;
     let outlook = Outlook::sign_in(demo.graph.addr).await;
     let mut smtp = Smtp::login(demo.running.smtp).await;
-    let big: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let message = with_attachment(SALES, SALES, "large", "", "the big file", &big);
     assert!(message.len() > graphbridge::submission::GRAPH_MIME_LIMIT);
     let reply = smtp.send(SALES, &[SALES], &message).await;
@@ -147,7 +206,11 @@ async fn large_attachments_go_up_in_upload_sessions() {
     let got = outlook.with_subject("inbox", "large").await;
     assert_eq!(got.len(), 1);
     let mime = outlook.mime(got[0]["id"].as_str().expect("id")).await;
-    assert!(mime.len() > 4_000_000, "the file arrived: {} bytes", mime.len());
+    assert!(
+        mime.len() > 4_000_000,
+        "the file arrived: {} bytes",
+        mime.len()
+    );
     assert!(mime.contains("the big file"));
     demo.stop().await;
 }

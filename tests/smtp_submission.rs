@@ -34,7 +34,10 @@ async fn ehlo_offers_the_submission_extensions() {
         assert!(ehlo.contains(ext), "EHLO lacks {ext}:\n{ehlo}");
     }
     let reply = smtp.cmd("MAIL FROM:<sales@contoso.test>").await;
-    assert!(reply.starts_with("530 5.7.0"), "no relay without AUTH: {reply}");
+    assert!(
+        reply.starts_with("530 5.7.0"),
+        "no relay without AUTH: {reply}"
+    );
     demo.stop().await;
 }
 
@@ -65,10 +68,16 @@ async fn exactly_ten_recipients_pass_eleven_are_refused_whole() {
     let envelope: Vec<&str> = r.iter().map(String::as_str).collect();
     let reply = smtp.send(SALES, &envelope, &message).await;
     assert!(reply.starts_with("550 5.5.3"), "eleven recipients: {reply}");
-    assert!(reply.contains("10") && reply.contains("_downloadLink(Text)"), "{reply}");
+    assert!(
+        reply.contains("10") && reply.contains("_downloadLink(Text)"),
+        "{reply}"
+    );
 
     assert_eq!(outlook.with_subject("sentitems", "ten").await.len(), 1);
-    assert!(outlook.with_subject("sentitems", "eleven").await.is_empty(), "nothing half-sent");
+    assert!(
+        outlook.with_subject("sentitems", "eleven").await.is_empty(),
+        "nothing half-sent"
+    );
     assert!(outlook.with_subject("drafts", "eleven").await.is_empty());
     demo.stop().await;
 }
@@ -79,8 +88,11 @@ async fn bcc_reaches_the_recipient_but_not_the_headers() {
     let outlook = Outlook::sign_in(demo.graph.addr).await;
     let mut smtp = Smtp::login(demo.running.smtp).await;
     // sales is only an envelope recipient: it must get the message, without a Bcc header.
-    let message = format!("From: {SALES}\r\nTo: someone@example.test\r\nSubject: blind\r\n\r\nhi\r\n");
-    let reply = smtp.send(SALES, &["someone@example.test", SALES], &message).await;
+    let message =
+        format!("From: {SALES}\r\nTo: someone@example.test\r\nSubject: blind\r\n\r\nhi\r\n");
+    let reply = smtp
+        .send(SALES, &["someone@example.test", SALES], &message)
+        .await;
     assert!(reply.starts_with("250"), "{reply}");
     let delivered = outlook.with_subject("inbox", "blind").await;
     assert_eq!(delivered.len(), 1);
@@ -99,12 +111,22 @@ async fn serial_mail_with_attachments_is_refused() {
     let pdf = b"%PDF-1.4 serial\n";
 
     // A bulk marker with an attachment: refused. Without the attachment: fine.
-    let bulk = with_attachment(SALES, "a@example.test", "bulk", "Precedence: bulk\r\n", "hello", pdf);
+    let bulk = with_attachment(
+        SALES,
+        "a@example.test",
+        "bulk",
+        "Precedence: bulk\r\n",
+        "hello",
+        pdf,
+    );
     let reply = smtp.send(SALES, &["a@example.test"], &bulk).await;
     assert!(reply.starts_with("550 5.7.0"), "{reply}");
     assert!(reply.contains("_downloadLink(Text)"), "{reply}");
     let plain = format!("From: {SALES}\r\nTo: a@example.test\r\nList-Unsubscribe: <mailto:u@contoso.test>\r\nSubject: newsletter\r\n\r\nhi\r\n");
-    assert!(smtp.send(SALES, &["a@example.test"], &plain).await.starts_with("250"));
+    assert!(smtp
+        .send(SALES, &["a@example.test"], &plain)
+        .await
+        .starts_with("250"));
 
     // The same attachment to different people: the first two pass, the third is serial mail.
     for (i, to) in ["b@example.test", "c@example.test"].iter().enumerate() {
@@ -114,7 +136,10 @@ async fn serial_mail_with_attachments_is_refused() {
     }
     // Re-sending to someone who had it already is not serial mail.
     let again = with_attachment(SALES, "b@example.test", "again", "", "offer", pdf);
-    assert!(smtp.send(SALES, &["b@example.test"], &again).await.starts_with("250"));
+    assert!(smtp
+        .send(SALES, &["b@example.test"], &again)
+        .await
+        .starts_with("250"));
     let third = with_attachment(SALES, "d@example.test", "copy 3", "", "offer", pdf);
     let reply = smtp.send(SALES, &["d@example.test"], &third).await;
     assert!(reply.starts_with("550 5.7.0"), "third copy: {reply}");
@@ -129,10 +154,18 @@ async fn sender_must_be_an_assigned_mailbox() {
     let message = "From: ceo@contoso.test\r\nTo: a@example.test\r\nSubject: x\r\n\r\nhi\r\n";
     let reply = smtp.send(SALES, &["a@example.test"], message).await;
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
-    assert!(reply.contains(SALES) && reply.contains(INFO), "names the allowed: {reply}");
+    assert!(
+        reply.contains(SALES) && reply.contains(INFO),
+        "names the allowed: {reply}"
+    );
     let message = format!("From: {SALES}\r\nTo: a@example.test\r\nSubject: x\r\n\r\nhi\r\n");
-    let reply = smtp.send("support@contoso.test", &["a@example.test"], &message).await;
-    assert!(reply.starts_with("550 5.7.1"), "MAIL FROM is checked too: {reply}");
+    let reply = smtp
+        .send("support@contoso.test", &["a@example.test"], &message)
+        .await;
+    assert!(
+        reply.starts_with("550 5.7.1"),
+        "MAIL FROM is checked too: {reply}"
+    );
     demo.stop().await;
 }
 
@@ -141,23 +174,34 @@ async fn alias_sending_allowed_then_refused_with_the_admin_command() {
     let demo = start_demo(None).await;
     let outlook = Outlook::sign_in(demo.graph.addr).await;
     let mut smtp = Smtp::login(demo.running.smtp).await;
-    let message = format!("From: Info <{INFO}>\r\nTo: a@example.test\r\nSubject: from alias\r\n\r\nhi\r\n");
+    let message =
+        format!("From: Info <{INFO}>\r\nTo: a@example.test\r\nSubject: from alias\r\n\r\nhi\r\n");
     let reply = smtp.send(INFO, &["a@example.test"], &message).await;
     assert!(reply.starts_with("250"), "{reply}");
     let sent = outlook.with_subject("sentitems", "from alias").await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0]["from"]["emailAddress"]["address"].as_str(), Some(INFO));
+    assert_eq!(
+        sent[0]["from"]["emailAddress"]["address"].as_str(),
+        Some(INFO)
+    );
 
     outlook.set_send_from_alias(false).await;
     let message = format!("From: {INFO}\r\nTo: a@example.test\r\nSubject: alias off\r\n\r\nhi\r\n");
     let reply = smtp.send(INFO, &["a@example.test"], &message).await;
     assert!(reply.starts_with("550 5.7.60"), "{reply}");
-    assert!(reply.contains("Set-OrganizationConfig -SendFromAliasEnabled $true"), "{reply}");
+    assert!(
+        reply.contains("Set-OrganizationConfig -SendFromAliasEnabled $true"),
+        "{reply}"
+    );
     // Known now: the next one is refused before anything goes to Microsoft.
-    let message = format!("From: {INFO}\r\nTo: a@example.test\r\nSubject: alias off again\r\n\r\nhi\r\n");
+    let message =
+        format!("From: {INFO}\r\nTo: a@example.test\r\nSubject: alias off again\r\n\r\nhi\r\n");
     let reply = smtp.send(INFO, &["a@example.test"], &message).await;
     assert!(reply.starts_with("550 5.7.60"), "{reply}");
-    assert!(outlook.with_subject("sentitems", "alias off again").await.is_empty());
+    assert!(outlook
+        .with_subject("sentitems", "alias off again")
+        .await
+        .is_empty());
     demo.stop().await;
 }
 
@@ -191,7 +235,10 @@ async fn sent_copy_is_recognised_and_activities_are_booked_once() {
     let other = submission::recent_send_matching(&bridge.store, &mailbox, changed.as_bytes())
         .await
         .expect("store");
-    assert_eq!(other, None, "same Message-ID, other content: not the same message");
+    assert_eq!(
+        other, None,
+        "same Message-ID, other content: not the same message"
+    );
 
     // Outlook sends one itself: booked as external, once, beside the bridge's.
     outlook.send_itself("from outlook").await;
@@ -218,11 +265,16 @@ async fn sent_copy_is_recognised_and_activities_are_booked_once() {
     assert_eq!(ours[0].action, "External email dispatch");
     assert_eq!(ours[0].supervisor.as_deref(), Some("demo"));
     assert_eq!(ours[0].recipients, vec!["a@example.test".to_string()]);
-    let outside: Vec<_> = list.iter().filter(|a| a.subject == "from outlook").collect();
+    let outside: Vec<_> = list
+        .iter()
+        .filter(|a| a.subject == "from outlook")
+        .collect();
     assert_eq!(outside.len(), 1);
     assert_eq!(outside[0].source, ActivitySource::External);
     // Fixture mail that was in Sent Items before the bridge started is history, not booked.
-    assert!(list.iter().all(|a| a.subject != "Re: Q1 pricing for Fabrikam"));
+    assert!(list
+        .iter()
+        .all(|a| a.subject != "Re: Q1 pricing for Fabrikam"));
 
     let mut out = Vec::new();
     let db = graphbridge::mailstore::Store::open(&demo.data_dir.join("graphbridge.sqlite3"))

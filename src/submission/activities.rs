@@ -77,8 +77,8 @@ pub fn cli(
     }
     writeln!(
         out,
-        "{:<20} {:<26} {:<9} {:<24} {:<12} {}",
-        "TIME", "MAILBOX", "SOURCE", "TYPE / ACTION", "SUPERVISOR", "SUBJECT → RECIPIENTS"
+        "{:<20} {:<26} {:<9} {:<24} {:<12} SUBJECT → RECIPIENTS",
+        "TIME", "MAILBOX", "SOURCE", "TYPE / ACTION", "SUPERVISOR"
     )?;
     for a in &list {
         let time = chrono::DateTime::from_timestamp(a.sent_at, 0)
@@ -98,7 +98,7 @@ pub fn cli(
             a.recipients.join(", ")
         )?;
         for link in &a.links {
-            writeln!(out, "{:<20} link {link}", "")?;
+            writeln!(out, "{:<20} link {link}", ' ')?;
         }
     }
     Ok(())

@@ -39,7 +39,11 @@ impl Smtp {
     }
 
     pub async fn raw(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).await.expect("write SMTP");
+        self.reader
+            .get_mut()
+            .write_all(bytes)
+            .await
+            .expect("write SMTP");
     }
 
     pub async fn reply(&mut self) -> String {
@@ -98,14 +102,20 @@ impl Outlook {
         let base = format!("http://{graph}");
         let code: serde_json::Value = http
             .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-            .form(&[("client_id", "tests"), ("scope", "offline_access Mail.ReadWrite Mail.Send")])
+            .form(&[
+                ("client_id", "tests"),
+                ("scope", "offline_access Mail.ReadWrite Mail.Send"),
+            ])
             .send()
             .await
             .expect("devicecode")
             .json()
             .await
             .expect("devicecode JSON");
-        let device_code = code["device_code"].as_str().expect("device_code").to_string();
+        let device_code = code["device_code"]
+            .as_str()
+            .expect("device_code")
+            .to_string();
         let token: serde_json::Value = http
             .post(format!("{base}/common/oauth2/v2.0/token"))
             .form(&[
@@ -122,7 +132,10 @@ impl Outlook {
         Outlook {
             http,
             graph,
-            token: token["access_token"].as_str().expect("access_token").to_string(),
+            token: token["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
         }
     }
 
@@ -227,7 +240,14 @@ where
 }
 
 /// A message with one PDF attachment; `extra_headers` and `text` vary per test.
-pub fn with_attachment(from: &str, to: &str, subject: &str, extra_headers: &str, text: &str, pdf: &[u8]) -> String {
+pub fn with_attachment(
+    from: &str,
+    to: &str,
+    subject: &str,
+    extra_headers: &str,
+    text: &str,
+    pdf: &[u8],
+) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(pdf);
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n{extra_headers}MIME-Version: 1.0\r\n\
