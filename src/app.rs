@@ -17,6 +17,8 @@ use crate::mailstore::{accounts, SigninState};
 pub struct Listeners {
     pub imap: TcpListener,
     pub smtp: TcpListener,
+    /// SMTP with implicit TLS, when configured.
+    pub smtps: Option<TcpListener>,
     pub http: TcpListener,
 }
 
@@ -25,6 +27,10 @@ impl Listeners {
         Ok(Listeners {
             imap: bind(config.imap.listen, "IMAP").await?,
             smtp: bind(config.smtp.listen, "SMTP").await?,
+            smtps: match config.smtp.tls_listen {
+                Some(addr) => Some(bind(addr, "SMTP (implicit TLS)").await?),
+                None => None,
+            },
             http: bind(config.http.listen, "HTTP").await?,
         })
     }
@@ -40,6 +46,7 @@ async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
 pub struct Running {
     pub imap: SocketAddr,
     pub smtp: SocketAddr,
+    pub smtps: Option<SocketAddr>,
     pub http: SocketAddr,
     pub bridge: Arc<Bridge>,
     shutdown: watch::Sender<bool>,
@@ -77,6 +84,10 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
     let running = Running {
         imap: listeners.imap.local_addr()?,
         smtp: listeners.smtp.local_addr()?,
+        smtps: match &listeners.smtps {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        },
         http: listeners.http.local_addr()?,
         bridge: bridge.clone(),
         shutdown,
@@ -93,6 +104,13 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
         listeners.smtp,
         shutdown_rx.clone(),
     ));
+    if let Some(smtps) = listeners.smtps {
+        running.tasks.spawn(crate::smtp::serve_implicit_tls(
+            bridge.clone(),
+            smtps,
+            shutdown_rx.clone(),
+        ));
+    }
     running.tasks.spawn(crate::admin::serve(
         bridge.clone(),
         listeners.http,

@@ -175,6 +175,9 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     };
     config.imap.listen = SocketAddr::from(([127, 0, 0, 1], options.imap_port));
     config.smtp.listen = SocketAddr::from(([127, 0, 0, 1], options.smtp_port));
+    // Implicit TLS on 1465 beside 1587; on a free port when SMTP asked for one (tests).
+    let smtps_port = if options.smtp_port == 0 { 0 } else { 1465 };
+    config.smtp.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], smtps_port)));
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], options.http_port));
     config.graph.base_url = format!("http://{graph}/v1.0");
     config.graph.login_url = format!("http://{graph}");

@@ -47,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// List the activities booked for sent mail.
+    Activities {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// Only since this time (RFC 3339, YYYY-MM-DD or Unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage imported Microsoft 365 mailboxes.
     Mailbox {
         #[command(flatten)]
@@ -154,6 +167,23 @@ async fn run(cli: Cli, graph_args: Vec<String>) -> Result<(), AnyError> {
         Command::User { config, command } => cli::user(&load(config)?, command),
         Command::Mailbox { config, command } => cli::mailbox(load(config)?, command).await,
         Command::Admin { config, command } => cli::admin_command(&load(config)?, command),
+        Command::Activities {
+            config,
+            mailbox,
+            since,
+            json,
+        } => {
+            let store = cli::open_store(&load(config)?)?;
+            let mut out = std::io::stdout();
+            graphbridge::submission::activities::cli(
+                &store,
+                mailbox.as_deref(),
+                since.as_deref(),
+                json,
+                &mut out,
+            )?;
+            Ok(())
+        }
     }
 }
 
@@ -178,9 +208,14 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     println!("graphbridge demo is running (Ctrl-C stops it)");
     println!("  IMAP      {}   (no TLS)", running.running.imap);
     println!(
-        "  SMTP      {}   (submission, no TLS)",
+        "  SMTP      {}   (submission, STARTTLS; AUTH without TLS on loopback)",
         running.running.smtp
     );
+    if let Some(smtps) = running.running.smtps {
+        println!(
+            "  SMTPS     {smtps}   (implicit TLS, self-signed certificate in the data folder)"
+        );
+    }
     println!(
         "  HTTP      http://{}/   (web admin, password {})",
         running.running.http,

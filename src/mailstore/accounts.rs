@@ -454,6 +454,14 @@ impl Default for MailboxSettings {
 }
 
 pub fn mailbox_settings(conn: &Connection, mailbox_id: i64) -> StoreResult<MailboxSettings> {
+    Ok(stored_mailbox_settings(conn, mailbox_id)?.unwrap_or_default())
+}
+
+/// The settings an administrator stored for a mailbox; None when they never set any.
+pub fn stored_mailbox_settings(
+    conn: &Connection,
+    mailbox_id: i64,
+) -> StoreResult<Option<MailboxSettings>> {
     let row = conn
         .query_row(
             "SELECT sent_copy, book_external_sends, attachment_policy, recipient_limit,
@@ -474,12 +482,12 @@ pub fn mailbox_settings(conn: &Connection, mailbox_id: i64) -> StoreResult<Mailb
         )
         .optional()?;
     let Some((sent, book, attach, limit, poll, delete, agreement)) = row else {
-        return Ok(MailboxSettings::default());
+        return Ok(None);
     };
     let defaults = MailboxSettings::default();
     // Values are written only through `save_mailbox_settings`; an unknown one (from a newer
     // version, say) falls back to the default rather than failing every read.
-    Ok(MailboxSettings {
+    Ok(Some(MailboxSettings {
         sent_copy: SentCopy::parse(&sent).unwrap_or(defaults.sent_copy),
         book_external_sends: book,
         attachment_policy: AttachmentPolicy::parse(&attach).unwrap_or(defaults.attachment_policy),
@@ -487,7 +495,7 @@ pub fn mailbox_settings(conn: &Connection, mailbox_id: i64) -> StoreResult<Mailb
         poll_interval_secs: poll.and_then(|p| u64::try_from(p).ok()),
         delete_behaviour: DeleteBehaviour::parse(&delete).unwrap_or(defaults.delete_behaviour),
         agreement_text: agreement,
-    })
+    }))
 }
 
 pub fn save_mailbox_settings(

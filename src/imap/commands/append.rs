@@ -10,9 +10,9 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::Code;
 
 use super::store::flags_and_keywords;
-use super::{locate, sync_failure, Outcome};
+use super::{locate, sync_failure, Located, Outcome};
 use crate::imap::session::Session;
-use crate::mailstore::now_unix;
+use crate::mailstore::{messages, now_unix, FolderRecord, SpecialUse};
 
 pub async fn append(
     session: &mut Session,
@@ -25,7 +25,7 @@ pub async fn append(
         Ok(located) => located,
         Err(outcome) => return outcome,
     };
-    let Some(folder) = located.folder else {
+    let Some(folder) = located.folder.clone() else {
         return Outcome::no(format!("No such mailbox: {}", located.path))
             .with_atom_code("TRYCREATE");
     };
@@ -40,6 +40,15 @@ pub async fn append(
         Ok(parsed) => parsed,
         Err(outcome) => return outcome,
     };
+    if folder.special_use == Some(SpecialUse::Sent) {
+        if let Some(uid) = already_sent(&located, &folder, raw).await {
+            return appended(
+                &folder,
+                uid,
+                "APPEND completed: the bridge already saved this sent message",
+            );
+        }
+    }
     let internal_date = date
         .map(|d| d.as_ref().timestamp())
         .unwrap_or_else(now_unix);
@@ -57,10 +66,36 @@ pub async fn append(
             session.pending.extend(updates.into_iter().map(Into::into));
         }
     }
+    appended(&folder, uid, "APPEND completed")
+}
+
+fn appended(folder: &FolderRecord, uid: u32, text: &str) -> Outcome {
     match (NonZeroU32::new(folder.uidvalidity), NonZeroU32::new(uid)) {
         (Some(uid_validity), Some(uid)) => {
-            Outcome::ok("APPEND completed").with_code(Code::AppendUid { uid_validity, uid })
+            Outcome::ok(text).with_code(Code::AppendUid { uid_validity, uid })
         }
-        _ => Outcome::ok("APPEND completed"),
+        _ => Outcome::ok(text),
     }
+}
+
+/// A client saving its copy of a message the bridge just sent: Graph already put one in Sent
+/// Items, so the client gets that message's UID instead of a duplicate.
+async fn already_sent(located: &Located, sent: &FolderRecord, raw: &[u8]) -> Option<u32> {
+    let store = located.sync.store().clone();
+    let graph_id = crate::submission::recent_send_matching(&store, &located.mailbox.record, raw)
+        .await
+        .ok()??;
+    let lookup = |store: crate::mailstore::Store, id: String, folder_id: i64| async move {
+        store
+            .call(move |c| messages::uid_by_graph_id(c, folder_id, &id))
+            .await
+            .ok()
+            .flatten()
+    };
+    if let Some(uid) = lookup(store.clone(), graph_id.clone(), sent.id).await {
+        return Some(uid);
+    }
+    // Sent, but the copy has not reached the store yet: sync now and look again.
+    located.sync.refresh_now().await;
+    lookup(store, graph_id, sent.id).await
 }

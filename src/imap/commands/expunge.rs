@@ -8,12 +8,14 @@ use imap_next::imap_types::sequence::SequenceSet;
 
 use super::{sync_failure, Outcome};
 use crate::imap::session::Session;
+use crate::mailstore::accounts::{self, DeleteBehaviour};
 use crate::mailstore::{Flags, SpecialUse};
 use crate::sync::SyncError;
 
 /// Expunges the \Deleted messages (only those in `only`, for UID EXPUNGE). With `report`,
 /// each removal is sent as an untagged EXPUNGE.
 pub async fn expunge(session: &mut Session, only: Option<SequenceSet>, report: bool) -> Outcome {
+    let bridge = session.bridge.clone();
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
     };
@@ -27,8 +29,16 @@ pub async fn expunge(session: &mut Session, only: Option<SequenceSet>, report: b
             .map(|(_, i)| i)
             .collect()
     });
-    // Deleted Items is where deleted mail goes; deleting there is for good.
-    let permanent = selected.folder.special_use == Some(SpecialUse::Trash);
+    // Deleted Items is where deleted mail goes; deleting there is for good, and so is every
+    // delete of a mailbox whose administrator chose `delete_behaviour = permanent`.
+    let mailbox_id = selected.mailbox.record.id;
+    let always_permanent = bridge
+        .store
+        .call(move |c| accounts::mailbox_settings(c, mailbox_id))
+        .await
+        .map(|s| s.delete_behaviour == DeleteBehaviour::Permanent)
+        .unwrap_or(false);
+    let permanent = always_permanent || selected.folder.special_use == Some(SpecialUse::Trash);
     let mut removed = Vec::new();
     for index in 0..selected.messages.len() {
         let message = selected.messages[index].clone();
