@@ -314,8 +314,8 @@ async fn web_flow_import_assign_sign_in_and_sync() {
     let s = admin::settings(setup.store(), MAILBOX).expect("settings");
     assert_eq!((s.recipient_limit, s.sent_copy.as_str()), (25, "client"));
     assert!(
-        page.contains("records none yet"),
-        "activities: a note, not a table"
+        page.contains("id=activities") && !page.contains("records none yet"),
+        "activities: an (empty) list, since sending books them"
     );
 
     // Sign in with Microsoft: the bridge sends the browser to /authorize with PKCE.
@@ -632,7 +632,14 @@ async fn json_api_mirrors_the_admin() {
         None,
     )
     .await;
-    assert_eq!((s, v["available"].as_bool()), (200, Some(false)));
+    assert_eq!((s, v["available"].as_bool()), (200, Some(true)));
+    let unversioned = format!("{}/activities", b.trim_end_matches("/v1"));
+    let (s, v) = api(&client, &token, Method::GET, unversioned, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["activities"].as_array().is_some_and(|a| a.is_empty()),
+        "{v}"
+    );
     let (s, v) = api(
         &client,
         &token,

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Shared> {
         .route("/mailboxes/{address}/activities", get(activities))
         .route("/mailboxes/{address}/download-links", get(download_links))
         .route("/mailboxes/{address}/signin", post(signin))
+        .route("/activities", get(all_activities))
         .route("/users", get(list_users).post(add_user))
         .route("/users/{name}", axum::routing::delete(remove_user))
         .route("/users/{name}/password", put(set_password))
@@ -311,6 +312,39 @@ async fn activities(
 ) -> ApiResult {
     let rows = state.run(move |s| core::activities(s, &address)).await?;
     ok(rows_json(rows))
+}
+
+#[derive(serde::Deserialize)]
+struct ActivityQuery {
+    mailbox: Option<String>,
+    since: Option<String>,
+}
+
+/// Every booked activity, as a CRM reads them: `?mailbox=ADDRESS&since=RFC3339|date|seconds`.
+async fn all_activities(
+    State(state): State<Shared>,
+    _: ApiAuth,
+    axum::extract::Query(query): axum::extract::Query<ActivityQuery>,
+) -> ApiResult {
+    let since = match query
+        .since
+        .as_deref()
+        .map(crate::submission::activities::parse_since)
+    {
+        None => None,
+        Some(Ok(since)) => Some(since),
+        Some(Err(e)) => {
+            return Ok((
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response())
+        }
+    };
+    match crate::submission::activities::list(&state.bridge.store, query.mailbox, since).await {
+        Ok(list) => ok(json!({ "activities": list })),
+        Err(e) => Err(ApiError(AdminError::Store(e))),
+    }
 }
 
 async fn download_links(

@@ -99,6 +99,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(web::routes())
         .nest("/api/v1", api::routes())
+        // The unversioned path, for CRMs configured with `/api/activities`.
+        .nest("/api", api::routes())
         .merge(crate::submission::links_http::router(state.bridge.clone()))
         .with_state(state)
 }

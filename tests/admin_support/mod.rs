@@ -58,6 +58,7 @@ pub async fn start(public_url_loopback_ip: bool) -> Setup {
     let listeners = Listeners {
         imap: bind().await,
         smtp: bind().await,
+        smtps: None,
         http: bind().await,
     };
     let http = listeners.http.local_addr().expect("http addr");
