@@ -16,6 +16,8 @@ use crate::mailstore::{accounts, SigninState};
 /// early and clearly.
 pub struct Listeners {
     pub imap: TcpListener,
+    /// IMAP with implicit TLS, when configured.
+    pub imaps: Option<TcpListener>,
     pub smtp: TcpListener,
     /// SMTP with implicit TLS, when configured.
     pub smtps: Option<TcpListener>,
@@ -26,6 +28,10 @@ impl Listeners {
     pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         Ok(Listeners {
             imap: bind(config.imap.listen, "IMAP").await?,
+            imaps: match config.imap.tls_listen {
+                Some(addr) => Some(bind(addr, "IMAP (implicit TLS)").await?),
+                None => None,
+            },
             smtp: bind(config.smtp.listen, "SMTP").await?,
             smtps: match config.smtp.tls_listen {
                 Some(addr) => Some(bind(addr, "SMTP (implicit TLS)").await?),
@@ -45,6 +51,7 @@ async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
 /// A running bridge.
 pub struct Running {
     pub imap: SocketAddr,
+    pub imaps: Option<SocketAddr>,
     pub smtp: SocketAddr,
     pub smtps: Option<SocketAddr>,
     pub http: SocketAddr,
@@ -83,6 +90,10 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
     }
     let running = Running {
         imap: listeners.imap.local_addr()?,
+        imaps: match &listeners.imaps {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        },
         smtp: listeners.smtp.local_addr()?,
         smtps: match &listeners.smtps {
             Some(l) => Some(l.local_addr()?),
@@ -99,6 +110,13 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
         listeners.imap,
         shutdown_rx.clone(),
     ));
+    if let Some(imaps) = listeners.imaps {
+        running.tasks.spawn(crate::imap::serve_implicit_tls(
+            bridge.clone(),
+            imaps,
+            shutdown_rx.clone(),
+        ));
+    }
     running.tasks.spawn(crate::smtp::serve(
         bridge.clone(),
         listeners.smtp,

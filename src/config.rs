@@ -39,7 +39,14 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImapConfig {
+    /// Plain IMAP with STARTTLS.
     pub listen: SocketAddr,
+    /// Implicit TLS (imaps, RFC 8314); None turns that port off.
+    pub tls_listen: Option<SocketAddr>,
+    /// LOGIN and AUTHENTICATE only after STARTTLS (or on the implicit TLS port)...
+    pub require_tls_for_login: bool,
+    /// ...except for clients on the loopback interface, which cannot be overheard.
+    pub allow_plain_login_on_loopback: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +288,9 @@ impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 1143)),
+            tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
+            require_tls_for_login: true,
+            allow_plain_login_on_loopback: true,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct DemoOptions {
     /// None: a fresh temporary folder, removed when the demo stops.
     pub data_dir: Option<PathBuf>,
     pub poll_interval_secs: u64,
+    /// Last changes to the bridge's configuration (tests use it to try other settings).
+    pub adjust_config: Option<fn(&mut Config)>,
 }
 
 impl Default for DemoOptions {
@@ -61,6 +63,7 @@ impl Default for DemoOptions {
             emulator: demo_emulator_args(EmulatorArgs::default()),
             data_dir: None,
             poll_interval_secs: 10,
+            adjust_config: None,
         }
     }
 }
@@ -177,6 +180,8 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     config.smtp.listen = SocketAddr::from(([127, 0, 0, 1], options.smtp_port));
     // Implicit TLS on 1465 beside 1587; on a free port when SMTP asked for one (tests).
     let smtps_port = if options.smtp_port == 0 { 0 } else { 1465 };
+    let imaps_port = if options.imap_port == 0 { 0 } else { 1993 };
+    config.imap.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], imaps_port)));
     config.smtp.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], smtps_port)));
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], options.http_port));
     config.graph.base_url = format!("http://{graph}/v1.0");
@@ -184,6 +189,9 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     config.graph.client_id = DEMO_CLIENT_ID.to_string();
     config.sync.poll_interval_secs = options.poll_interval_secs;
     config.sync.full_poll_interval_secs = options.poll_interval_secs.saturating_mul(6);
+    if let Some(adjust) = options.adjust_config {
+        adjust(&mut config);
+    }
     config
 }
 

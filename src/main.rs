@@ -203,6 +203,7 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
         emulator: demo::demo_emulator_args(graph.emulator),
         data_dir: args.data_dir,
         poll_interval_secs: args.poll_interval_secs,
+        adjust_config: None,
     };
     let running = demo::start(options).await?;
     println!("graphbridge demo is running (Ctrl-C stops it)");

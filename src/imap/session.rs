@@ -8,10 +8,11 @@ use std::time::Duration;
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{Tag, Text};
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data, Greeting, Status};
-use imap_next::server::{Event, Options, Server};
+use imap_next::server::{Event, Options, ResponseHandle, Server};
 use imap_next::stream::{Error as StreamError, Stream};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::commands::{self, Outcome};
 use super::names::VisibleMailbox;
@@ -35,6 +36,12 @@ pub(super) struct Session {
     /// The tag of the IDLE command in progress.
     pub idling: Option<Tag<'static>>,
     pub logout: bool,
+    /// The connection runs TLS (implicit, or after STARTTLS).
+    pub tls: bool,
+    /// Present when STARTTLS can be offered.
+    pub acceptor: Option<TlsAcceptor>,
+    /// STARTTLS was accepted: the TLS handshake follows the OK.
+    pub starttls: bool,
 }
 
 /// An untagged response: data, or a status such as `* OK [UIDVALIDITY 3]`.
@@ -62,29 +69,27 @@ pub(super) struct LoggedIn {
 
 pub(super) async fn run(
     bridge: Arc<Bridge>,
-    tcp: TcpStream,
+    mut stream: Stream,
+    tls: bool,
+    acceptor: Option<TlsAcceptor>,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut stream = Stream::insecure(tcp);
-    let greeting = Greeting::ok(
-        Some(Code::Capability(commands::capabilities(false))),
-        "graphbridge IMAP ready",
-    );
-    let Ok(greeting) = greeting else { return };
-    let mut options = Options::default();
-    options.max_literal_size = MAX_LITERAL;
-    options.max_command_size = MAX_LITERAL + 64 * 1024;
-    let mut server = Server::new(options, greeting);
     let mut session = Session {
         bridge,
         peer,
+        tls,
+        acceptor,
         login: None,
         selected: None,
         pending: Vec::new(),
         authenticating: None,
         idling: None,
         logout: false,
+        starttls: false,
+    };
+    let Some(mut server) = new_server(&session, true) else {
+        return;
     };
     loop {
         let event = tokio::select! {
@@ -119,12 +124,70 @@ pub(super) async fn run(
                 return;
             }
         };
-        session.handle_event(&mut server, event).await;
+        if let Some(upgrade) = session.handle_event(&mut server, event).await {
+            let Some(upgraded) = start_tls(&mut session, stream, &mut server, upgrade).await else {
+                return;
+            };
+            stream = upgraded;
+            let Some(fresh) = new_server(&session, false) else {
+                return;
+            };
+            server = fresh;
+            continue;
+        }
         if session.logout {
             flush(&mut stream, &mut server).await;
             return;
         }
     }
+}
+
+/// The imap-next state machine for a connection. After STARTTLS a fresh one is made, so no
+/// byte the client sent in plaintext survives into the TLS session (RFC 3501 6.2.1); its
+/// greeting is dropped unsent, as no greeting follows STARTTLS.
+fn new_server(session: &Session, greet: bool) -> Option<Server> {
+    let greeting = Greeting::ok(
+        Some(Code::Capability(commands::capabilities(session))),
+        "graphbridge IMAP ready",
+    )
+    .ok()?;
+    let mut options = Options::default();
+    options.max_literal_size = MAX_LITERAL;
+    options.max_command_size = MAX_LITERAL + 64 * 1024;
+    let mut server = Server::new(options, greeting);
+    if !greet {
+        use imap_next::{Interrupt, Io, State};
+        loop {
+            match State::next(&mut server) {
+                Err(Interrupt::Io(Io::Output(_))) => continue,
+                _ => break,
+            }
+        }
+    }
+    Some(server)
+}
+
+/// Sends the tagged OK of STARTTLS, then runs the TLS handshake on the same TCP connection.
+async fn start_tls(
+    session: &mut Session,
+    mut stream: Stream,
+    server: &mut Server,
+    ok: ResponseHandle,
+) -> Option<Stream> {
+    // Write out everything up to the OK, and nothing after it.
+    loop {
+        match stream.next(&mut *server).await {
+            Ok(Event::ResponseSent { handle, .. }) if handle == ok => break,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    let acceptor = session.acceptor.clone()?;
+    let tcp: TcpStream = stream.into();
+    let upgraded = super::handshake(&acceptor, tcp).await?;
+    session.tls = true;
+    session.starttls = false;
+    Some(upgraded)
 }
 
 /// Writes out whatever is queued (the BYE of a LOGOUT, say) before the connection closes.
@@ -141,13 +204,30 @@ async fn flush(stream: &mut Stream, server: &mut Server) {
 }
 
 impl Session {
-    async fn handle_event(&mut self, server: &mut Server, event: Event) {
+    pub fn offers_starttls(&self) -> bool {
+        !self.tls && self.acceptor.is_some()
+    }
+
+    /// Whether LOGIN and AUTHENTICATE may be used on this connection now.
+    pub fn login_allowed(&self) -> bool {
+        let imap = &self.bridge.config.imap;
+        self.tls
+            || !imap.require_tls_for_login
+            || (imap.allow_plain_login_on_loopback && self.peer.ip().is_loopback())
+    }
+
+    /// Handles one event; returns the handle of STARTTLS's OK when the connection must now
+    /// switch to TLS.
+    async fn handle_event(&mut self, server: &mut Server, event: Event) -> Option<ResponseHandle> {
         match event {
             Event::GreetingSent { .. } | Event::ResponseSent { .. } => {}
             Event::CommandReceived { command } => {
                 let tag = command.tag.clone();
                 let outcome = self.dispatch(command).await;
-                self.finish(server, tag, outcome);
+                let handle = self.finish(server, tag, outcome);
+                if self.starttls {
+                    return Some(handle);
+                }
             }
             Event::CommandAuthenticateReceived {
                 command_authenticate,
@@ -166,6 +246,7 @@ impl Session {
                 }
             }
         }
+        None
     }
 
     async fn dispatch(&mut self, command: Command<'static>) -> Outcome {
@@ -173,6 +254,7 @@ impl Session {
         let selected = self.selected.is_some();
         match command.body {
             CommandBody::Capability => commands::capability(self),
+            CommandBody::StartTLS => commands::starttls(self),
             CommandBody::Noop => commands::select::noop(self).await,
             CommandBody::Logout => commands::logout(self),
             CommandBody::Login { username, password } if !logged_in => {
@@ -317,7 +399,7 @@ impl Session {
     }
 
     /// Queues the untagged data a command produced, then its tagged status.
-    fn finish(&mut self, server: &mut Server, tag: Tag<'static>, outcome: Outcome) {
+    fn finish(&mut self, server: &mut Server, tag: Tag<'static>, outcome: Outcome) -> ResponseHandle {
         for untagged in self.pending.drain(..) {
             match untagged {
                 Untagged::Data(data) => server.enqueue_data(data),
@@ -329,7 +411,7 @@ impl Session {
                 server.enqueue_status(bye);
             }
         }
-        server.enqueue_status(outcome.into_status(tag));
+        server.enqueue_status(outcome.into_status(tag))
     }
 
     fn finish_authenticate(&mut self, server: &mut Server, step: commands::authenticate::Step) {

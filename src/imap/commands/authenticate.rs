@@ -35,6 +35,9 @@ pub async fn start(session: &mut Session, command: CommandAuthenticate) -> Step 
     if session.login.is_some() {
         return Step::Done(command.tag, Outcome::bad("Already logged in"));
     }
+    if !session.login_allowed() {
+        return Step::Done(command.tag, privacy_required());
+    }
     if command.mechanism != AuthMechanism::Plain {
         return Step::Done(
             command.tag,
@@ -90,6 +93,9 @@ async fn log_in(
     password: &str,
     authzid: Option<&str>,
 ) -> Outcome {
+    if !session.login_allowed() {
+        return privacy_required();
+    }
     match auth::authenticate(&session.bridge.store, user, password, authzid).await {
         Ok(login) => {
             let visible = VisibleMailbox::layout(&login.mailboxes);
@@ -97,7 +103,7 @@ async fn log_in(
             session.login = Some(LoggedIn { visible });
             session
                 .pending
-                .push(Data::Capability(capabilities(true)).into());
+                .push(Data::Capability(capabilities(session)).into());
             Outcome::ok("Logged in")
         }
         Err(AuthError::BadCredentials) | Err(AuthError::Malformed) => {
@@ -113,4 +119,10 @@ async fn log_in(
             Outcome::no("Temporary failure, try again").with_atom_code("UNAVAILABLE")
         }
     }
+}
+
+/// RFC 3501 LOGINDISABLED: no password crosses a connection others could overhear.
+fn privacy_required() -> Outcome {
+    Outcome::no("Log in only after STARTTLS (or on the implicit TLS port)")
+        .with_atom_code("PRIVACYREQUIRED")
 }

@@ -107,14 +107,21 @@ fn unreachable_status() -> Status<'static> {
     })
 }
 
-/// What this server advertises. Only what fully works is listed.
-pub fn capabilities(logged_in: bool) -> Vec1<Capability<'static>> {
+/// What this server advertises to this session. Only what fully works is listed.
+pub fn capabilities(session: &Session) -> Vec1<Capability<'static>> {
     let mut caps = vec![Capability::Imap4Rev1];
-    if !logged_in {
-        caps.push(Capability::Auth(
-            imap_next::imap_types::auth::AuthMechanism::Plain,
-        ));
-        caps.push(Capability::SaslIr);
+    if session.login.is_none() {
+        if session.offers_starttls() {
+            caps.push(Capability::StartTls);
+        }
+        if session.login_allowed() {
+            caps.push(Capability::Auth(
+                imap_next::imap_types::auth::AuthMechanism::Plain,
+            ));
+            caps.push(Capability::SaslIr);
+        } else {
+            caps.push(Capability::LoginDisabled);
+        }
     }
     caps.push(Capability::Idle);
     caps.push(Capability::Binary);
@@ -132,8 +139,23 @@ pub fn capabilities(logged_in: bool) -> Vec1<Capability<'static>> {
 pub fn capability(session: &mut Session) -> Outcome {
     session
         .pending
-        .push(Data::Capability(capabilities(session.login.is_some())).into());
+        .push(Data::Capability(capabilities(session)).into());
     Outcome::ok("CAPABILITY completed")
+}
+
+/// STARTTLS (RFC 3501 6.2.1): the OK goes out in plaintext, then the TLS handshake starts.
+pub fn starttls(session: &mut Session) -> Outcome {
+    if session.tls {
+        return Outcome::bad("TLS is already active");
+    }
+    if session.login.is_some() {
+        return Outcome::bad("STARTTLS is only allowed before logging in");
+    }
+    if !session.offers_starttls() {
+        return Outcome::no("TLS is not available: the server has no certificate");
+    }
+    session.starttls = true;
+    Outcome::ok("Begin TLS negotiation now")
 }
 
 /// NAMESPACE (RFC 2342): the personal mailbox at the top, the others under `Shared/`.
