@@ -4,6 +4,7 @@
 pub mod authenticate;
 pub mod fetch;
 pub mod list;
+pub mod search;
 pub mod select;
 pub mod store;
 
