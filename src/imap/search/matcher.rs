@@ -71,6 +71,8 @@ enum Node {
     Smaller(u32),
     /// A header field (lower-case name) contains the normalised text.
     Header(String, String),
+    /// SUBJECT: the Subject header with its blanks compressed.
+    Subject(String),
     Body(String),
     Text(String),
 }
@@ -82,7 +84,7 @@ impl Node {
             Node::Const(_) | Node::Seq(_) | Node::Uid(_) | Node::Flag(..) | Node::Keyword(..) => 0,
             Node::Date(DateField::Internal, ..) => 0,
             Node::Larger(_) | Node::Smaller(_) => 1,
-            Node::Date(DateField::Sent, ..) | Node::Header(..) => 2,
+            Node::Date(DateField::Sent, ..) | Node::Header(..) | Node::Subject(_) => 2,
             Node::Body(_) => 3,
             Node::Text(_) => 4,
             Node::Not(inner) => inner.cost(),
@@ -157,7 +159,7 @@ fn node(key: &SearchKey<'_>, scope: Scope) -> Node {
         K::Cc(s) => header("cc", s),
         K::From(s) => header("from", s),
         K::To(s) => header("to", s),
-        K::Subject(s) => header("subject", s),
+        K::Subject(s) => Node::Subject(text_of(s)),
         K::Header(name, s) => Node::Header(
             String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase(),
             text_of(s),
@@ -258,6 +260,7 @@ fn eval(node: &Node, m: Candidate<'_>, content: Option<&Content<'_>>) -> Option<
         Node::Larger(n) => size(r, content)? > u64::from(*n),
         Node::Smaller(n) => size(r, content)? < u64::from(*n),
         Node::Header(name, needle) => content?.header_contains(name, needle),
+        Node::Subject(needle) => content?.subject_contains(needle),
         Node::Body(needle) => content?.body_contains(needle),
         Node::Text(needle) => content?.text_contains(needle),
     })

@@ -369,13 +369,17 @@ fn encoded_word_edge_cases() {
 
 #[test]
 fn body_decoding() {
+    let decode = |cte: &[u8], charset: &[u8], body: &[u8]| decode_body(cte, charset, body);
     assert_eq!(
-        decode_body(b"Quoted-Printable", b"iso-8859-1", b"si=E8ge"),
-        "siège"
+        decode(b"Quoted-Printable", b"iso-8859-1", b"si=E8ge").as_deref(),
+        Some("siège")
     );
-    assert_eq!(decode_body(b" base64 ", b"UTF-8", b"w6k="), "é");
-    assert_eq!(decode_body(b"x-uuencode", b"", b"raw"), "raw");
-    assert_eq!(decode_body(b"", b"us-ascii", b"a\xffb"), "a\u{fffd}b");
+    assert_eq!(decode(b" base64 ", b"UTF-8", b"w6k=").as_deref(), Some("é"));
+    assert_eq!(decode(b"x-uuencode", b"", b"raw"), None);
+    assert_eq!(
+        decode(b"", b"us-ascii", b"a\xffb").as_deref(),
+        Some("a\u{fffd}b")
+    );
 }
 
 #[test]
@@ -408,4 +412,20 @@ fn broken_input_never_panics() {
         }
     }
     assert!(matches("SUBJECT xxxxxxxxxx", &huge));
+}
+
+#[test]
+fn subject_key_compresses_blanks_header_key_does_not() {
+    let raw = b"Subject: ugly   spacing\t here\r\n  folded\r\n\r\nbody\r\n";
+    assert!(matches("SUBJECT \"ugly spacing here folded\"", raw));
+    assert!(!matches("SUBJECT \"ugly   spacing\"", raw));
+    assert!(matches("HEADER Subject \"ugly   spacing\"", raw));
+    assert!(!matches("HEADER Subject \"ugly spacing\"", raw));
+}
+
+#[test]
+fn unknown_transfer_encoding_is_not_searched() {
+    let raw = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a.txt\r\nend\r\n";
+    assert!(!matches("BODY begin", raw));
+    assert!(matches("TEXT uuencode", raw));
 }

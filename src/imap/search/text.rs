@@ -276,14 +276,32 @@ fn q_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A body part's text: transfer encoding undone (an unknown one leaves the bytes as they
-/// are), then converted from `charset`.
-pub fn decode_body(cte: &[u8], charset: &[u8], body: &[u8]) -> String {
+/// A body part's text: transfer encoding undone, then converted from `charset`. `None`
+/// for a transfer encoding RFC 2045 does not define: such a part is not searched (as in
+/// Dovecot; FETCH BINARY refuses it with UNKNOWN-CTE).
+pub fn decode_body(cte: &[u8], charset: &[u8], body: &[u8]) -> Option<String> {
     let cte = cte_token(cte);
-    match binary::decode(&cte, body) {
-        Ok(decoded) => to_utf8(charset, &decoded),
-        Err(_) => to_utf8(charset, body),
+    let decoded = binary::decode(&cte, body).ok()?;
+    Some(to_utf8(charset, &decoded))
+}
+
+/// A Subject value as the SUBJECT key sees it: folding removed and every run of blanks
+/// made one space before encoded-words are decoded (as Dovecot does for SUBJECT only).
+pub fn decode_subject(value: &[u8]) -> String {
+    let mut compressed = Vec::with_capacity(value.len());
+    let mut blank = false;
+    for &b in value.iter().filter(|&&b| b != b'\r' && b != b'\n') {
+        if b == b' ' || b == b'\t' {
+            if !blank {
+                compressed.push(b' ');
+            }
+            blank = true;
+        } else {
+            compressed.push(b);
+            blank = false;
+        }
     }
+    decode_header(&compressed)
 }
 
 /// The mechanism of a Content-Transfer-Encoding value, without blanks and comments.
@@ -341,6 +359,7 @@ pub struct Content<'a> {
     raw: &'a [u8],
     root: Entity,
     headers: OnceCell<Vec<Field>>,
+    subjects: OnceCell<Vec<String>>,
     bodies: OnceCell<Vec<String>>,
     part_headers: OnceCell<Vec<String>>,
     sent: OnceCell<Option<NaiveDate>>,
@@ -360,6 +379,7 @@ impl<'a> Content<'a> {
             raw,
             root: mime::parse(raw),
             headers: OnceCell::new(),
+            subjects: OnceCell::new(),
             bodies: OnceCell::new(),
             part_headers: OnceCell::new(),
             sent: OnceCell::new(),
@@ -386,6 +406,18 @@ impl<'a> Content<'a> {
         fields
             .iter()
             .any(|f| f.name == name && f.value.contains(needle))
+    }
+
+    /// SUBJECT: like HEADER Subject, with runs of blanks in the value made one space.
+    pub fn subject_contains(&self, needle: &str) -> bool {
+        let subjects = self.subjects.get_or_init(|| {
+            let block = &self.raw[self.root.header.clone()];
+            header::fields(block)
+                .filter(|f| f.name.eq_ignore_ascii_case(b"subject"))
+                .map(|f| normalize(&decode_subject(f.value)))
+                .collect()
+        });
+        subjects.iter().any(|s| s.contains(needle))
     }
 
     /// BODY: the text of the message's text parts.
@@ -439,8 +471,9 @@ fn collect_bodies(raw: &[u8], entity: &Entity, out: &mut Vec<String>) {
             let block = &raw[entity.header.clone()];
             let cte = header::first(block, "Content-Transfer-Encoding").unwrap_or_default();
             let charset = ct.param("charset").unwrap_or_default();
-            let text = decode_body(cte, charset, &raw[entity.body.clone()]);
-            out.push(normalize(&text));
+            if let Some(text) = decode_body(cte, charset, &raw[entity.body.clone()]) {
+                out.push(normalize(&text));
+            }
         }
     }
 }
