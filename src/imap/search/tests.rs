@@ -389,7 +389,13 @@ fn broken_input_never_panics() {
     huge.extend_from_slice(b"\r\nX-Enc: =?utf-8?b?");
     huge.extend(std::iter::repeat_n(b'Q', 100_000));
     huge.extend_from_slice(b"\r\n\r\nbody");
+    let mut unterminated = b"Subject: ".to_vec();
+    for _ in 0..2_000 {
+        unterminated.extend_from_slice(b"=?utf-8?q?abc ");
+    }
+    unterminated.extend_from_slice(b"\r\n\r\n");
     let samples: Vec<&[u8]> = vec![
+        &unterminated,
         b"",
         b"\r\n",
         b"\xff\xfe\x00\x01",

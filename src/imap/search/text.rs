@@ -207,6 +207,9 @@ fn flush(pending: &mut Option<(Vec<u8>, Vec<u8>)>, out: &mut String) {
     }
 }
 
+/// The longest encoded text accepted in one encoded-word.
+const MAX_ENCODED_WORD: usize = 4096;
+
 struct EncodedWord {
     charset: Vec<u8>,
     bytes: Vec<u8>,
@@ -232,10 +235,11 @@ fn encoded_word(v: &[u8], start: usize) -> Option<EncodedWord> {
         return None;
     }
     let text_start = q1 + 3;
-    let text_len = rest
-        .get(text_start..)?
-        .windows(2)
-        .position(|w| w == b"?=")?;
+    // RFC 2047 allows 75 characters; broken mailers write longer words, but a bound keeps
+    // a header full of unterminated `=?` from costing quadratic time.
+    let window = rest.get(text_start..)?;
+    let window = &window[..window.len().min(MAX_ENCODED_WORD)];
+    let text_len = window.windows(2).position(|w| w == b"?=")?;
     let text = &rest[text_start..text_start + text_len];
     let bytes = match encoding {
         b'B' | b'b' => binary::decode(b"base64", text).unwrap_or_default(),
