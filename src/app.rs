@@ -17,6 +17,8 @@ use crate::mailstore::{accounts, SigninState};
 pub struct Listeners {
     pub imap: TcpListener,
     pub smtp: TcpListener,
+    /// SMTP with implicit TLS, when configured.
+    pub smtps: Option<TcpListener>,
     pub http: TcpListener,
 }
 
@@ -25,6 +27,10 @@ impl Listeners {
         Ok(Listeners {
             imap: bind(config.imap.listen, "IMAP").await?,
             smtp: bind(config.smtp.listen, "SMTP").await?,
+            smtps: match config.smtp.tls_listen {
+                Some(addr) => Some(bind(addr, "SMTP (implicit TLS)").await?),
+                None => None,
+            },
             http: bind(config.http.listen, "HTTP").await?,
         })
     }
@@ -40,6 +46,7 @@ async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
 pub struct Running {
     pub imap: SocketAddr,
     pub smtp: SocketAddr,
+    pub smtps: Option<SocketAddr>,
     pub http: SocketAddr,
     pub bridge: Arc<Bridge>,
     shutdown: watch::Sender<bool>,
@@ -65,16 +72,22 @@ impl Running {
 pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let schedule = bridge.config.sync.schedule();
+    bridge.set_shutdown(shutdown_rx.clone());
     for sync in attach_signed_in(&bridge).await {
         if let Err(e) = sync.sync_once().await {
             tracing::warn!(account = sync.account_id, error = %e, "first sync failed; retrying in the background");
         }
-        tasks.spawn(sync.run(schedule, shutdown_rx.clone()));
+        let schedule = bridge.poll_schedule(sync.account_id).await;
+        let stop = bridge.loop_stop(sync.account_id);
+        tasks.spawn(sync.run(schedule, stop));
     }
     let running = Running {
         imap: listeners.imap.local_addr()?,
         smtp: listeners.smtp.local_addr()?,
+        smtps: match &listeners.smtps {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        },
         http: listeners.http.local_addr()?,
         bridge: bridge.clone(),
         shutdown,
@@ -91,6 +104,13 @@ pub async fn start(bridge: Arc<Bridge>, listeners: Listeners) -> std::io::Result
         listeners.smtp,
         shutdown_rx.clone(),
     ));
+    if let Some(smtps) = listeners.smtps {
+        running.tasks.spawn(crate::smtp::serve_implicit_tls(
+            bridge.clone(),
+            smtps,
+            shutdown_rx.clone(),
+        ));
+    }
     running.tasks.spawn(crate::admin::serve(
         bridge.clone(),
         listeners.http,

@@ -43,7 +43,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Malformed)
 }
 
-fn verify_password(hash: &str, password: &str) -> bool {
+pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| {
             Argon2::default()

@@ -2,17 +2,18 @@
 //! Microsoft 365 account, shared by the IMAP, SMTP and HTTP fronts.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::graph::{
-    self, GraphClient, GraphError, OAuthClient, RequestBudget, TokenPersist, TokenSet,
+    self, GraphClient, GraphError, OAuthClient, Pkce, RequestBudget, TokenPersist, TokenSet,
 };
 use crate::mailstore::{accounts, MailboxRecord, SigninState, Store, StoreError, StoredTokens};
 use crate::secrets::SecretBox;
-use crate::sync::MailboxSync;
+use crate::sync::{MailboxSync, PollSchedule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -34,6 +35,10 @@ pub struct Bridge {
     pub secrets: SecretBox,
     http: reqwest::Client,
     syncs: RwLock<HashMap<i64, Arc<MailboxSync>>>,
+    /// Stops the sync loops started while the bridge runs (see `restart_sync`).
+    loop_stops: Mutex<HashMap<i64, watch::Sender<bool>>>,
+    /// The bridge's shutdown signal, once the servers run.
+    shutdown: Mutex<Option<watch::Receiver<bool>>>,
     /// Wakes the outbox worker when SMTP queued a message.
     pub outbox_ready: Notify,
 }
@@ -50,6 +55,8 @@ impl Bridge {
             secrets,
             http: graph::http_client()?,
             syncs: RwLock::new(HashMap::new()),
+            loop_stops: Mutex::new(HashMap::new()),
+            shutdown: Mutex::new(None),
             outbox_ready: Notify::new(),
         }))
     }
@@ -139,6 +146,84 @@ impl Bridge {
         Ok(())
     }
 
+    /// Signs a mailbox in with the code that `/authorize` sent to `redirect_uri`.
+    pub async fn signin_with_code(
+        &self,
+        mailbox_id: i64,
+        code: &str,
+        redirect_uri: &str,
+        pkce: &Pkce,
+    ) -> Result<(), BridgeError> {
+        let tokens = self.oauth().exchange_code(code, redirect_uri, pkce).await?;
+        self.save_tokens(mailbox_id, &tokens).await
+    }
+
+    /// Remembers the shutdown signal so that sync loops started later stop with the bridge.
+    pub fn set_shutdown(&self, shutdown: watch::Receiver<bool>) {
+        *self.shutdown.lock().unwrap_or_else(|p| p.into_inner()) = Some(shutdown);
+    }
+
+    /// How often an account is polled: its own poll interval setting, or the configured one.
+    pub async fn poll_schedule(&self, account_id: i64) -> PollSchedule {
+        let own = self
+            .store
+            .call(move |c| accounts::mailbox_settings(c, account_id))
+            .await
+            .ok()
+            .and_then(|s| s.poll_interval_secs);
+        let mut schedule = self.config.sync.schedule();
+        if let Some(secs) = own {
+            schedule.hot = Duration::from_secs(secs.max(1));
+        }
+        schedule
+    }
+
+    /// After a (new) sign-in while the bridge runs: drops the account's old engine, which
+    /// holds the old tokens, and starts a fresh one with its sync loop.
+    pub async fn restart_sync(self: &Arc<Self>, account_id: i64) -> Result<(), BridgeError> {
+        self.detach_account(account_id);
+        let sync = self.attach_account(account_id).await?;
+        let schedule = self.poll_schedule(account_id).await;
+        tokio::spawn(sync.run(schedule, self.loop_stop(account_id)));
+        Ok(())
+    }
+
+    /// The stop signal for an account's sync loop: fires when the bridge shuts down or when
+    /// the account is detached (signed in again, removed).
+    pub fn loop_stop(&self, account_id: i64) -> watch::Receiver<bool> {
+        let (stop, stopped) = watch::channel(false);
+        let shutdown = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let previous = self
+            .loop_stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account_id, stop);
+        if let Some(previous) = previous {
+            let _ = previous.send(true);
+        }
+        stop_on_either(stopped, shutdown)
+    }
+
+    /// Forgets an account's sync engine and stops a loop `restart_sync` started for it.
+    pub fn detach_account(&self, account_id: i64) {
+        self.syncs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&account_id);
+        if let Some(stop) = self
+            .loop_stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&account_id)
+        {
+            let _ = stop.send(true);
+        }
+    }
+
     async fn save_tokens(&self, mailbox_id: i64, tokens: &TokenSet) -> Result<(), BridgeError> {
         let sealed = seal_tokens(&self.secrets, tokens);
         self.store
@@ -192,4 +277,25 @@ fn seal_tokens(secrets: &SecretBox, tokens: &TokenSet) -> StoredTokens {
         access_token: Some(secrets.seal(tokens.access_token.as_bytes())),
         access_expires_at: Some(tokens.expires_at),
     }
+}
+
+/// A receiver that fires when `own` or the bridge's `shutdown` does.
+fn stop_on_either(
+    mut own: watch::Receiver<bool>,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        match shutdown {
+            Some(mut shutdown) => tokio::select! {
+                _ = own.changed() => {}
+                _ = shutdown.changed() => {}
+            },
+            None => {
+                let _ = own.changed().await;
+            }
+        }
+        let _ = tx.send(true);
+    });
+    rx
 }

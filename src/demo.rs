@@ -175,6 +175,9 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     };
     config.imap.listen = SocketAddr::from(([127, 0, 0, 1], options.imap_port));
     config.smtp.listen = SocketAddr::from(([127, 0, 0, 1], options.smtp_port));
+    // Implicit TLS on 1465 beside 1587; on a free port when SMTP asked for one (tests).
+    let smtps_port = if options.smtp_port == 0 { 0 } else { 1465 };
+    config.smtp.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], smtps_port)));
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], options.http_port));
     config.graph.base_url = format!("http://{graph}/v1.0");
     config.graph.login_url = format!("http://{graph}");
@@ -184,8 +187,12 @@ fn demo_config(options: &DemoOptions, graph: SocketAddr, data_dir: &Path) -> Con
     config
 }
 
-/// The demo user, the demo mailbox and its alias; skipped for what an earlier run created.
+/// The demo user, the demo mailbox and its alias, and the web admin password (the demo
+/// password too); skipped for what an earlier run created.
 fn provision(store: &Store) -> Result<(), DemoError> {
+    if !admin::admin_password_set(store)? {
+        admin::set_admin_password(store, DEMO_PASSWORD)?;
+    }
     if store
         .call_blocking(|c| accounts::user_by_name(c, DEMO_USER))?
         .is_none()
@@ -199,7 +206,7 @@ fn provision(store: &Store) -> Result<(), DemoError> {
         {
             admin::import_mailbox(store, address, alias_of)?;
         }
-        admin::assign(store, address, DEMO_USER, true)?;
+        admin::assign(store, address, DEMO_USER, admin::Role::Main)?;
     }
     Ok(())
 }

@@ -1,18 +1,17 @@
 //! The `graphbridge` command.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use graphbridge::admin::core as admin;
+use graphbridge::admin::cli::{self, AdminCommand, MailboxCommand, UserCommand};
 use graphbridge::app::{self, Listeners};
 use graphbridge::bridge::Bridge;
 use graphbridge::config::Config;
 use graphbridge::demo::{self, DemoOptions};
 use graphbridge::emulator::{Emulator, EmulatorArgs};
-use graphbridge::mailstore::{accounts, Store};
+use graphbridge::mailstore::Store;
 use graphbridge::secrets::SecretBox;
 
 #[derive(Parser)]
@@ -48,12 +47,32 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// List the activities booked for sent mail.
+    Activities {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// Only since this time (RFC 3339, YYYY-MM-DD or Unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage imported Microsoft 365 mailboxes.
     Mailbox {
         #[command(flatten)]
         config: ConfigArg,
         #[command(subcommand)]
         command: MailboxCommand,
+    },
+    /// The web admin password and the JSON API token.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: AdminCommand,
     },
 }
 
@@ -78,39 +97,6 @@ struct ConfigArg {
     /// Configuration file (default: built-in defaults, data in ./graphbridge-data).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Add a user; the password is read from a prompt or, with --password-stdin, from stdin.
-    Add {
-        name: String,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-}
-
-#[derive(Subcommand)]
-enum MailboxCommand {
-    /// Import a Microsoft 365 mailbox by address, or an alias mailbox of an imported one.
-    Import {
-        address: String,
-        #[arg(long)]
-        alias_of: Option<String>,
-    },
-    /// Assign a user to a mailbox; --main makes them its main user.
-    Assign {
-        address: String,
-        user: String,
-        #[arg(long)]
-        main: bool,
-    },
-    /// List imported mailboxes with their sign-in state.
-    List,
-    /// Sign a mailbox in with Microsoft (device code flow).
-    Signin { address: String },
 }
 
 /// Emulator flags given to `demo` with the `graph-` prefix.
@@ -178,8 +164,26 @@ async fn run(cli: Cli, graph_args: Vec<String>) -> Result<(), AnyError> {
         Command::Demo(args) => run_demo(args, graph_args).await,
         Command::Emulator(args) => run_emulator(args).await,
         Command::Serve { config } => serve(Config::load(&config)?).await,
-        Command::User { config, command } => user(load(config)?, command),
-        Command::Mailbox { config, command } => mailbox(load(config)?, command).await,
+        Command::User { config, command } => cli::user(&load(config)?, command),
+        Command::Mailbox { config, command } => cli::mailbox(load(config)?, command).await,
+        Command::Admin { config, command } => cli::admin_command(&load(config)?, command),
+        Command::Activities {
+            config,
+            mailbox,
+            since,
+            json,
+        } => {
+            let store = cli::open_store(&load(config)?)?;
+            let mut out = std::io::stdout();
+            graphbridge::submission::activities::cli(
+                &store,
+                mailbox.as_deref(),
+                since.as_deref(),
+                json,
+                &mut out,
+            )?;
+            Ok(())
+        }
     }
 }
 
@@ -204,10 +208,19 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     println!("graphbridge demo is running (Ctrl-C stops it)");
     println!("  IMAP      {}   (no TLS)", running.running.imap);
     println!(
-        "  SMTP      {}   (submission, no TLS)",
+        "  SMTP      {}   (submission, STARTTLS; AUTH without TLS on loopback)",
         running.running.smtp
     );
-    println!("  HTTP      http://{}/", running.running.http);
+    if let Some(smtps) = running.running.smtps {
+        println!(
+            "  SMTPS     {smtps}   (implicit TLS, self-signed certificate in the data folder)"
+        );
+    }
+    println!(
+        "  HTTP      http://{}/   (web admin, password {})",
+        running.running.http,
+        demo::DEMO_PASSWORD
+    );
     println!(
         "  Graph     http://{}/v1.0   (emulator)",
         running.graph.addr
@@ -235,8 +248,7 @@ async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
 }
 
 fn open_store(config: &Config) -> Result<Store, AnyError> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Store::open(&config.database_path())?)
+    cli::open_store(config)
 }
 
 async fn serve(config: Config) -> Result<(), AnyError> {
@@ -254,116 +266,5 @@ async fn serve(config: Config) -> Result<(), AnyError> {
     );
     app::shutdown_signal().await;
     running.stop().await;
-    Ok(())
-}
-
-fn user(config: Config, command: UserCommand) -> Result<(), AnyError> {
-    let store = open_store(&config)?;
-    match command {
-        UserCommand::Add {
-            name,
-            password_stdin,
-        } => {
-            let password = read_password(password_stdin)?;
-            admin::add_user(&store, &name, &password)?;
-            println!("user {name} added");
-        }
-        UserCommand::List => {
-            for user in store.call_blocking(|c| accounts::list_users(c))? {
-                println!("{}", user.name);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn read_password(from_stdin: bool) -> Result<String, AnyError> {
-    let mut password = String::new();
-    if from_stdin {
-        std::io::stdin().read_to_string(&mut password)?;
-    } else {
-        eprint!("Password: ");
-        std::io::stdin().read_line(&mut password)?;
-    }
-    Ok(password.trim_end_matches(['\r', '\n']).to_string())
-}
-
-async fn mailbox(config: Config, command: MailboxCommand) -> Result<(), AnyError> {
-    let store = open_store(&config)?;
-    match command {
-        MailboxCommand::Import { address, alias_of } => {
-            admin::import_mailbox(&store, &address, alias_of.as_deref())?;
-            println!("mailbox {address} imported; assign users, then run `graphbridge mailbox signin {address}`");
-            println!("note: once signed in, every assigned user can read this mailbox, even without access to the Microsoft account");
-        }
-        MailboxCommand::Assign {
-            address,
-            user,
-            main,
-        } => {
-            admin::assign(&store, &address, &user, main)?;
-            println!("{user} assigned to {address}");
-        }
-        MailboxCommand::List => {
-            println!("{:<40} {:<14} {:<14} users", "MAILBOX", "KIND", "SIGN-IN");
-            let users = store.call_blocking(|c| accounts::list_users(c))?;
-            for m in store.call_blocking(|c| accounts::list_mailboxes(c))? {
-                let assigned =
-                    store.call_blocking(|c| accounts::assignments_of_mailbox(c, m.id))?;
-                let names: Vec<String> = assigned
-                    .iter()
-                    .filter_map(|a| {
-                        let user = users.iter().find(|u| u.id == a.user_id)?;
-                        Some(if a.is_main {
-                            format!("{} (main)", user.name)
-                        } else {
-                            user.name.clone()
-                        })
-                    })
-                    .collect();
-                let kind = if m.alias_of.is_some() {
-                    "alias"
-                } else {
-                    "Microsoft 365"
-                };
-                println!(
-                    "{:<40} {:<14} {:<14} {}",
-                    m.address,
-                    kind,
-                    m.signin_state.as_str(),
-                    names.join(", ")
-                );
-            }
-        }
-        MailboxCommand::Signin { address } => {
-            let record = admin::mailbox(&store, &address)?;
-            if let Some(primary) = record.alias_of {
-                let primary = store.call_blocking(|c| accounts::mailbox_by_id(c, primary))?;
-                return Err(format!(
-                    "{address} is an alias mailbox: sign in {} instead",
-                    primary.address
-                )
-                .into());
-            }
-            if config.graph.client_id.is_empty() {
-                return Err("graph.client_id is not set in the configuration".into());
-            }
-            let secrets = SecretBox::load_or_create(&config.data_dir)?;
-            let bridge = Bridge::new(config, store, secrets)?;
-            bridge
-                .signin_device_code(record.id, |code| {
-                    match &code.message {
-                        Some(message) => println!("{message}"),
-                        None => println!(
-                            "Open {} and enter the code {}",
-                            code.verification_uri, code.user_code
-                        ),
-                    }
-                    println!("Sign in as {address}. Waiting…");
-                })
-                .await?;
-            println!("{address} is signed in");
-        }
-    }
     Ok(())
 }

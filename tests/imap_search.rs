@@ -201,6 +201,34 @@ async fn search_keys_over_the_demo_inbox() {
         .await
         .assert_ok();
     assert!(!numbers(&imap.cmd("SEARCH FLAGGED").await).contains(&target));
+
+    // Another session expunges the last message: SEARCH must not report it (RFC 3501
+    // 7.4.1), a later NOOP does.
+    let mut other = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    other.cmd("SELECT INBOX").await.assert_ok();
+    other
+        .cmd(&format!("STORE {exists} +FLAGS (\\Deleted)"))
+        .await
+        .assert_ok();
+    other.cmd("EXPUNGE").await.assert_ok();
+    let during = imap.cmd("SEARCH ALL").await;
+    during.assert_ok();
+    assert!(
+        during.untagged.iter().all(|l| !l.ends_with(" EXPUNGE")),
+        "{:#?}",
+        during.untagged
+    );
+    assert_eq!(numbers(&during).len(), exists as usize);
+    let noop = imap.cmd("NOOP").await;
+    assert!(
+        noop.find(&format!("* {exists} EXPUNGE")).is_some(),
+        "{:#?}",
+        noop.untagged
+    );
+    assert_eq!(
+        numbers(&imap.cmd("SEARCH ALL").await),
+        (1..exists).collect::<Vec<_>>()
+    );
 }
 
 /// Searches sent to both servers. `«…»` is sent as a literal (UTF-8 text).

@@ -129,7 +129,7 @@ fn attach(mb: &mut Mailbox, key: MsgKey, a: &FileAttachment) -> GraphResult<usiz
         mime::parse(&raw).map_err(|_| GraphError::bad_request("The draft's MIME is not valid."))?;
     let index = mime::attachments(&raw).len().saturating_sub(1);
     if let Some(m) = mb.messages.get_mut(&key) {
-        m.mime = Arc::new(raw);
+        m.mime = raw.into();
         m.parsed = Arc::new(parsed);
     }
     mb.touch(key);

@@ -8,7 +8,7 @@
 //! - `POST /_emulator/delta/expire` → every skip/delta token answers `410 syncStateNotFound`
 //! - `POST /_emulator/tenant` `{"sendFromAliasEnabled": bool}` → the organisation setting
 //! - `POST /_emulator/faults` `{"latencyMs","jitterMs","errorRate"}` → injected faults
-//! - `GET /_emulator/stats` → per-mailbox counters
+//! - `GET /_emulator/stats` → per-mailbox counters, live delta tokens, messages held
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,7 +58,11 @@ async fn deliver(
         return unknown_mailbox(&upn);
     };
     match send::deliver_external(&mut inner.tenant, idx, folder, body.to_vec()) {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(v) => {
+            drop(inner);
+            super::notify::flush(&shared);
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -126,5 +130,18 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.throttle.stats()).into_response()
+    let mut v = shared.throttle.stats();
+    let inner = shared.lock();
+    let messages: usize = inner
+        .tenant
+        .mailboxes
+        .iter()
+        .map(|m| m.messages.len())
+        .sum();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("liveDeltaTokens".into(), json!(inner.delta.live()));
+        o.insert("messages".into(), json!(messages));
+        o.insert("notifications".into(), shared.notify_stats.json());
+    }
+    Json(v).into_response()
 }

@@ -5,12 +5,13 @@
 //! server-side table, so expiring them all (a control endpoint) is clearing that table, and an
 //! unknown token is `410 syncStateNotFound`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+
+use super::delta_tokens::TokenStore;
 use serde_json::{json, Value};
 
 use super::errors::{GraphError, GraphResult};
@@ -46,10 +47,8 @@ struct Opts {
 #[derive(Clone, Debug)]
 enum Item {
     Upsert(MsgKey),
-    Removed {
-        rest_id: String,
-        immutable_id: String,
-    },
+    /// Boxed: a first round holds one `Item` per message, most of them `Upsert`.
+    Removed(Box<(String, String)>),
     Folder(FolderKey),
     FolderRemoved(String),
 }
@@ -78,15 +77,17 @@ pub struct Cursor {
 /// Every live skip and delta token (message and folder delta alike).
 #[derive(Debug, Default)]
 pub struct DeltaStore {
-    tokens: HashMap<String, Cursor>,
+    tokens: TokenStore<Cursor>,
 }
 
 impl DeltaStore {
     /// Forgets every token: the next use of any of them answers `410 syncStateNotFound`.
     pub fn expire_all(&mut self) -> usize {
-        let n = self.tokens.len();
-        self.tokens.clear();
-        n
+        self.tokens.clear()
+    }
+
+    pub fn live(&self) -> usize {
+        self.tokens.len()
     }
 }
 
@@ -127,21 +128,22 @@ fn initial_items(mb: &Mailbox, folder: FolderKey, since: Option<&filter::Receive
     let Some(f) = mb.folders.get(&folder) else {
         return Vec::new();
     };
-    let mut msgs: Vec<(DateTime<Utc>, MsgKey)> = f
-        .messages
+    let cap = if since.is_some() {
+        FILTERED_CAP
+    } else {
+        usize::MAX
+    };
+    f.by_received
         .iter()
-        .filter_map(|k| mb.messages.get(k))
-        .filter(|m| since.is_none_or(|s| s.matches(m.received)))
-        .map(|m| (m.received, m.key))
-        .collect();
-    msgs.sort_by(|a, b| b.cmp(a));
-    if since.is_some() {
-        msgs.truncate(FILTERED_CAP);
-    }
-    msgs.into_iter().map(|(_, k)| Item::Upsert(k)).collect()
+        .rev()
+        .filter(|(t, _)| since.is_none_or(|s| s.matches(*t)))
+        .take(cap)
+        .map(|(_, k)| Item::Upsert(*k))
+        .collect()
 }
 
 /// What changed in a folder after `since`: tombstones first, then created/updated items.
+/// Reads only the changes (the mailbox's change index), not the folder.
 fn changes(
     mb: &Mailbox,
     folder: FolderKey,
@@ -150,55 +152,42 @@ fn changes(
     immutable: bool,
 ) -> Vec<Item> {
     let mut out = Vec::new();
-    let present: Vec<&super::state::Message> = mb
-        .folders
-        .get(&folder)
-        .map(|f| {
-            f.messages
-                .iter()
-                .filter_map(|k| mb.messages.get(k))
-                .collect()
-        })
-        .unwrap_or_default();
     if ct.is_none_or(|c| c == ChangeType::Deleted) {
-        for t in mb
-            .tombstones
-            .iter()
-            .filter(|t| t.folder == folder && t.seq > since)
-        {
+        for t in mb.tombstones_after(since).filter(|t| t.folder == folder) {
             // An item that left and came back keeps its immutable id: it is not removed.
-            let back = immutable && present.iter().any(|m| m.immutable_id == t.immutable_id);
+            let back = immutable
+                && mb
+                    .msg_by_id
+                    .get(&t.immutable_id)
+                    .and_then(|k| mb.messages.get(k))
+                    .is_some_and(|m| m.folder == folder);
             if !back {
-                out.push(Item::Removed {
-                    rest_id: t.rest_id.clone(),
-                    immutable_id: t.immutable_id.clone(),
-                });
+                out.push(Item::Removed(Box::new((
+                    t.rest_id.clone(),
+                    t.immutable_id.clone(),
+                ))));
             }
         }
     }
-    let mut upserts: Vec<&super::state::Message> = present
-        .into_iter()
-        .filter(|m| m.seq > since)
-        .filter(|m| match ct {
-            None => true,
-            Some(ChangeType::Created) => m.entered_seq > since,
-            Some(ChangeType::Updated) => m.entered_seq <= since,
-            Some(ChangeType::Deleted) => false,
-        })
-        .collect();
-    upserts.sort_by_key(|m| m.seq);
-    out.extend(upserts.into_iter().map(|m| Item::Upsert(m.key)));
+    out.extend(
+        mb.changed_after(since)
+            .filter(|m| m.folder == folder)
+            .filter(|m| match ct {
+                None => true,
+                Some(ChangeType::Created) => m.entered_seq > since,
+                Some(ChangeType::Updated) => m.entered_seq <= since,
+                Some(ChangeType::Deleted) => false,
+            })
+            .map(|m| Item::Upsert(m.key)),
+    );
     out
 }
 
 fn render_item(mb: &Mailbox, item: &Item, r: &Render) -> Option<Value> {
     match item {
-        Item::Removed {
-            rest_id,
-            immutable_id,
-        } => Some(json!({
+        Item::Removed(ids) => Some(json!({
             "@odata.type": "#microsoft.graph.message",
-            "id": if r.immutable { immutable_id } else { rest_id },
+            "id": if r.immutable { &ids.1 } else { &ids.0 },
             "@removed": {"reason": "deleted"},
         })),
         Item::Upsert(k) => {
@@ -311,6 +300,10 @@ fn run(
 ) -> GraphResult<Response> {
     let mut inner = shared.lock();
     let inner = &mut *inner;
+    inner
+        .tenant
+        .mailbox_mut(ctx.mailbox)?
+        .prune_tombstones(Utc::now());
     let mb = inner.tenant.mailbox(ctx.mailbox)?;
     let lookup = |tok: &str| -> GraphResult<Cursor> {
         let c = inner
@@ -339,6 +332,10 @@ fn run(
         let Kind::Delta { since } = c.kind else {
             return Err(GraphError::sync_state_not_found());
         };
+        // Tombstones this token would need are gone: it cannot be answered completely.
+        if !mb.can_replay(since) {
+            return Err(GraphError::sync_state_not_found());
+        }
         let items = round(mb, req, scope, Some(since), &c.opts)?;
         (Arc::new(items), 0, mb.seq, c.opts)
     } else {
@@ -380,8 +377,10 @@ fn run(
             Kind::Delta { since: upto },
         )
     };
+    let skip = matches!(kind, Kind::Skip { .. });
     inner.delta.tokens.insert(
         token.clone(),
+        skip,
         Cursor {
             mailbox: ctx.mailbox,
             folder: scope,

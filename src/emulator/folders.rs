@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::errors::{GraphError, GraphResult};
 use super::graph::{json, Ctx, Perm, Req};
-use super::state::{Folder, Mailbox};
+use super::state::{Folder, FolderKey, Mailbox, MsgKey};
 use super::{form, Shared};
 
 /// A folder in v1.0's shape (no `wellKnownName`: that field exists only in beta).
@@ -107,8 +107,9 @@ pub fn list(
         Some(p) => format!("/mailFolders('{p}')/childFolders"),
         None => "/mailFolders".to_string(),
     };
+    let total = items.len();
     let body = page(req, context(req, ctx, &suffix), items, top, skip);
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(StatusCode::OK, &with_count(body, req, total)?))
 }
 
 /// `GET /me/mailFolders/{id|wellKnownName}`
@@ -295,4 +296,55 @@ pub fn move_folder(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> Grap
     let mut body = folder_json(mb, mb.folder(key)?);
     body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
     Ok(json(StatusCode::CREATED, &body))
+}
+
+/// `POST /me/mailFolders/{id}/copy` `{"destinationId":"…"}` → 201 with the new folder: a copy
+/// of the folder, its subfolders and their messages, all with new ids.
+pub fn copy_folder(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
+    ctx.need(Perm::Write)?;
+    let mut inner = shared.lock();
+    let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
+    let key = mb.resolve_folder(id)?;
+    let dest = super::items::destination(mb, req)?;
+    let f = mb.folder(key)?;
+    if f.well_known.is_some() {
+        return Err(distinguished("ErrorCopyDistinguishedFolder"));
+    }
+    if mb.is_ancestor(key, dest) {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ErrorMoveCopyFailed",
+            "A folder cannot be copied into itself or one of its subfolders.",
+        ));
+    }
+    if mb.child_named(dest, &f.display_name).is_some() {
+        return Err(folder_exists());
+    }
+    let copy = copy_tree(mb, key, dest)?;
+    let mut body = folder_json(mb, mb.folder(copy)?);
+    body["@odata.context"] = json!(context(req, ctx, "/mailFolders/$entity"));
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+fn copy_tree(mb: &mut Mailbox, key: FolderKey, dest: FolderKey) -> GraphResult<FolderKey> {
+    let f = mb.folder(key)?;
+    let (name, hidden) = (f.display_name.clone(), f.hidden);
+    let messages: Vec<MsgKey> = f.messages.iter().copied().collect();
+    let children: Vec<FolderKey> = mb.children(key).iter().map(|c| c.key).collect();
+    let copy = mb.add_folder(Some(dest), &name, None, hidden);
+    for m in messages {
+        mb.copy_message(m, copy)?;
+    }
+    for c in children {
+        copy_tree(mb, c, copy)?;
+    }
+    Ok(copy)
+}
+
+/// `$count=true` on a folder list.
+fn with_count(mut body: Value, req: &Req, total: usize) -> GraphResult<Value> {
+    if super::items::wants_count(req)? {
+        body["@odata.count"] = json!(total);
+    }
+    Ok(body)
 }

@@ -298,6 +298,13 @@ async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response
         }
         return super::batch::run(shared.clone(), req).await;
     }
+    if req
+        .segs
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case("subscriptions"))
+    {
+        return subscription_route(shared, req, &caller).await;
+    }
     let (ctx, used) = resolve_user(shared, caller, &req.segs)?;
     let label = super::throttle::route_label(req.method.as_str(), &req.segs);
     // Held until the response is built: the request occupies one of the mailbox's slots.
@@ -311,12 +318,33 @@ async fn dispatch_inner(shared: &Arc<Shared>, req: &Req) -> GraphResult<Response
         return Ok(fault);
     }
     let rest: Vec<String> = normalise_child_paths(&req.segs[used..]);
-    let resp = route(shared, req, &ctx, &rest).await?;
+    let resp = route(shared, req, &ctx, &rest).await;
+    // Whatever the request changed goes out to change-notification subscribers.
+    super::notify::flush(shared);
+    let resp = resp?;
     let out = axum::body::HttpBody::size_hint(resp.body())
         .exact()
         .unwrap_or(0);
     shared.throttle.bytes_out(&ctx.upn, out);
     Ok(resp)
+}
+
+/// `/subscriptions[/{id}]`: not under a user, owned by the calling application.
+async fn subscription_route(
+    shared: &Arc<Shared>,
+    req: &Req,
+    caller: &AccessToken,
+) -> GraphResult<Response> {
+    use super::subscriptions as subs;
+    let id = req.segs.get(1).map(String::as_str);
+    match (id, &req.method, req.segs.len()) {
+        (None, &Method::POST, 1) => subs::create(shared, req, caller).await,
+        (None, &Method::GET, 1) => subs::get(shared, req, caller, None),
+        (Some(id), &Method::GET, 2) => subs::get(shared, req, caller, Some(id)),
+        (Some(id), &Method::PATCH, 2) => subs::renew(shared, req, caller, id),
+        (Some(id), &Method::DELETE, 2) => subs::delete(shared, caller, id),
+        _ => Err(GraphError::no_route(&req.segs.join("/"))),
+    }
 }
 
 /// `mailFolders/{a}/childFolders/{b}/…` addresses folder `b` directly: fold it to `mailFolders/{b}/…`.
@@ -333,6 +361,7 @@ fn normalise_child_paths(segs: &[String]) -> Vec<String> {
         && v[0].eq_ignore_ascii_case("mailfolders")
         && v[2].eq_ignore_ascii_case("messages")
         && !v[3].eq_ignore_ascii_case("delta")
+        && !v[3].eq_ignore_ascii_case("$count")
     {
         v.drain(0..2);
     }
@@ -360,6 +389,13 @@ async fn route(
         (["mailfolders", _, "move"], &Method::POST) => {
             folders::move_folder(shared, req, ctx, id1())
         }
+        (["mailfolders", _, "copy"], &Method::POST) => {
+            folders::copy_folder(shared, req, ctx, id1())
+        }
+        (["mailfolders", _, "messages", "$count"], &Method::GET) => {
+            items::count(shared, req, ctx, Some(id1()))
+        }
+        (["messages", "$count"], &Method::GET) => items::count(shared, req, ctx, None),
         (["mailfolders", _, "childfolders"], &Method::GET) => {
             folders::list(shared, req, ctx, Some(id1()))
         }

@@ -30,6 +30,53 @@ pub fn folder_id() -> String {
     exchange_like("AAMkA")
 }
 
+/// 104 bytes that depend only on `seed`: SHA-256 in counter mode.
+fn seeded_bytes(seed: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::with_capacity(128);
+    for block in 0u8..4 {
+        let mut h = Sha256::new();
+        h.update(seed.as_bytes());
+        h.update([0, block]);
+        out.extend_from_slice(&h.finalize());
+    }
+    out.truncate(104);
+    out
+}
+
+/// Ids for things loaded from fixtures: the same seed (tenant, mailbox, folder path or file)
+/// gives the same id on every load, so a client that keeps its own store recognises everything
+/// after the emulator restarts. They look exactly like the random ones.
+pub mod seeded {
+    use super::*;
+
+    pub fn rest_item_id(seed: &str) -> String {
+        format!(
+            "AAMkA{}",
+            URL_SAFE.encode(seeded_bytes(&format!("rest\0{seed}")))
+        )
+    }
+
+    pub fn immutable_item_id(seed: &str) -> String {
+        format!(
+            "AAkALg{}",
+            URL_SAFE.encode(seeded_bytes(&format!("imm\0{seed}")))
+        )
+    }
+
+    pub fn folder_id(seed: &str) -> String {
+        format!(
+            "AAMkA{}",
+            URL_SAFE.encode(seeded_bytes(&format!("folder\0{seed}")))
+        )
+    }
+
+    pub fn guid(seed: &str) -> String {
+        let b = seeded_bytes(&format!("guid\0{seed}"));
+        super::format_guid(&b[..16])
+    }
+}
+
 pub fn conversation_id(seed: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(seed.as_bytes());
@@ -42,7 +89,10 @@ pub fn token(bytes: usize) -> String {
 }
 
 pub fn guid() -> String {
-    let b = random_bytes(16);
+    format_guid(&random_bytes(16))
+}
+
+fn format_guid(b: &[u8]) -> String {
     format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
@@ -77,5 +127,16 @@ mod tests {
         assert!(is_well_formed(&immutable_item_id()));
         assert!(!is_well_formed("abc"));
         assert!(!is_well_formed("AAMkA!!!!!!!!!!!!!!!!!!!!!!!"));
+    }
+
+    #[test]
+    fn seeded_ids_repeat_and_look_like_random_ones() {
+        let a = seeded::rest_item_id("t\0sales\0inbox/1.eml");
+        assert_eq!(a, seeded::rest_item_id("t\0sales\0inbox/1.eml"));
+        assert_ne!(a, seeded::rest_item_id("t\0sales\0inbox/2.eml"));
+        assert_eq!(a.len(), rest_item_id().len());
+        assert!(is_well_formed(&a));
+        assert!(is_well_formed(&seeded::immutable_item_id("x")));
+        assert_eq!(seeded::guid("x").len(), 36);
     }
 }

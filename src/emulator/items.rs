@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::errors::{GraphError, GraphResult};
@@ -39,39 +39,46 @@ pub fn list(
     let skip = skip(req)?;
     let received = filter::parse_received(req.q("filter"))?;
     let ascending = parse_orderby(req.q("orderby"))?;
+    let count = wants_count(req)?;
     let inner = shared.lock();
     let mb = inner.tenant.mailbox(ctx.mailbox)?;
-    let keys: Vec<u64> = match folder {
-        Some(f) => mb
-            .folder(mb.resolve_folder(f)?)?
-            .messages
-            .iter()
-            .copied()
-            .collect(),
-        None => ipm_messages(mb),
+    // Walk the received-time index in the asked order: a page costs $skip + $top, not a sort
+    // of the folder.
+    let (index, ipm_only) = match folder {
+        Some(f) => (&mb.folder(mb.resolve_folder(f)?)?.by_received, false),
+        None => (&mb.by_received, true),
     };
-    let mut msgs: Vec<&super::state::Message> = keys
-        .iter()
-        .filter_map(|k| mb.messages.get(k))
-        .filter(|m| received.as_ref().is_none_or(|f| f.matches(m.received)))
-        .collect();
-    msgs.sort_by_key(|m| (m.received, m.key));
-    if !ascending {
-        msgs.reverse();
-    }
-    let total = msgs.len();
-    let value: Vec<Value> = msgs
-        .into_iter()
-        .skip(skip)
+    let root = mb.root();
+    let matching = |ascending: bool| {
+        let ordered: Box<dyn Iterator<Item = &(DateTime<Utc>, u64)>> = if ascending {
+            Box::new(index.iter())
+        } else {
+            Box::new(index.iter().rev())
+        };
+        ordered
+            .filter(|(t, _)| received.as_ref().is_none_or(|f| f.matches(*t)))
+            .filter_map(|(_, k)| mb.messages.get(k))
+            // `/me/messages` covers the folders below the root only.
+            .filter(move |m| !ipm_only || mb.is_ancestor(root, m.folder))
+    };
+    let mut page = matching(ascending).skip(skip);
+    let value: Vec<Value> = page
+        .by_ref()
         .take(top)
         .map(|m| Value::Object(render(mb, m, &r)))
         .collect();
+    let more = page.next().is_some();
+    let total = count.then(|| matching(true).count());
     let suffix = match folder {
         Some(f) => format!("/mailFolders('{f}')/messages"),
         None => "/messages".into(),
     };
-    let mut body = json!({"@odata.context": context(req, ctx, &suffix), "value": value});
-    if skip + top < total {
+    let mut body = json!({"@odata.context": context(req, ctx, &suffix)});
+    if let Some(n) = total {
+        body["@odata.count"] = json!(n);
+    }
+    body["value"] = Value::Array(value);
+    if more {
         let mut q: Vec<(String, String)> = req
             .query
             .iter()
@@ -82,6 +89,54 @@ pub fn list(
         body["@odata.nextLink"] = json!(req.link_with(&q));
     }
     Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /me/messages/$count` or `/me/mailFolders/{id}/messages/$count`: the number, as text.
+pub fn count(
+    shared: &Arc<Shared>,
+    req: &Req,
+    ctx: &Ctx,
+    folder: Option<&str>,
+) -> GraphResult<Response> {
+    ctx.need(Perm::Read)?;
+    let received = filter::parse_received(req.q("filter"))?;
+    let inner = shared.lock();
+    let mb = inner.tenant.mailbox(ctx.mailbox)?;
+    let root = mb.root();
+    let n = match folder {
+        Some(f) => {
+            let f = mb.folder(mb.resolve_folder(f)?)?;
+            match &received {
+                None => f.messages.len(),
+                Some(r) => f.by_received.iter().filter(|(t, _)| r.matches(*t)).count(),
+            }
+        }
+        None => mb
+            .by_received
+            .iter()
+            .filter(|(t, _)| received.as_ref().is_none_or(|r| r.matches(*t)))
+            .filter_map(|(_, k)| mb.messages.get(k))
+            .filter(|m| mb.is_ancestor(root, m.folder))
+            .count(),
+    };
+    let mut resp = Response::new(axum::body::Body::from(n.to_string()));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(resp)
+}
+
+/// `$count=true` asks for `@odata.count` (the number of matching items) in the response.
+pub fn wants_count(req: &Req) -> GraphResult<bool> {
+    match req.q("count") {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(GraphError::bad_request(format!(
+            "Invalid value '{v}' for the $count query option; expected true or false."
+        ))),
+    }
 }
 
 /// `$orderby=receivedDateTime [asc|desc]`; true means ascending. Default: newest first.
@@ -103,16 +158,6 @@ fn parse_orderby(v: Option<&str>) -> GraphResult<bool> {
             format!("The emulator sorts only by receivedDateTime, not '{v}'."),
         )),
     }
-}
-
-/// Messages below the root folder (what `/me/messages` covers).
-fn ipm_messages(mb: &Mailbox) -> Vec<u64> {
-    let root = mb.root();
-    mb.messages
-        .values()
-        .filter(|m| mb.is_ancestor(root, m.folder))
-        .map(|m| m.key)
-        .collect()
 }
 
 /// Fields a JSON create may carry.
@@ -184,7 +229,7 @@ fn mime_failed() -> GraphError {
 
 fn draft(raw: Vec<u8>, parsed: mime::Parsed, is_draft: bool) -> NewMessage {
     NewMessage {
-        mime: raw,
+        mime: raw.into(),
         parsed,
         is_read: true,
         is_draft,
@@ -359,7 +404,7 @@ pub fn send_draft(shared: &Arc<Shared>, ctx: &Ctx, id: &str) -> GraphResult<Resp
                 "Only draft messages can be sent.",
             ));
         }
-        (key, m.mime.as_ref().clone())
+        (key, m.mime.to_vec())
     };
     shared
         .throttle
@@ -369,7 +414,7 @@ pub fn send_draft(shared: &Arc<Shared>, ctx: &Ctx, id: &str) -> GraphResult<Resp
     let sent = mb.wk("sentitems")?;
     let parsed = mime::parse(&sent_raw).map_err(|_| mime_failed())?;
     if let Some(m) = mb.messages.get_mut(&key) {
-        m.mime = Arc::new(sent_raw);
+        m.mime = sent_raw.into();
         m.parsed = Arc::new(parsed);
         m.is_draft = false;
         m.is_read = true;

@@ -111,20 +111,18 @@ fn addrs(v: &[EmailAddr]) -> Value {
 }
 
 fn body_json(m: &Message, text: bool) -> Value {
-    let p = &m.parsed;
+    let p = mime::bodies(&m.mime);
     // Graph returns HTML unless `Prefer: outlook.body-content-type="text"` asks for text.
     let (kind, content) = if text {
         let t = p
-            .body_text
-            .clone()
-            .or_else(|| p.body_html.as_deref().map(mime::html_to_text))
+            .text
+            .or_else(|| p.html.as_deref().map(mime::html_to_text))
             .unwrap_or_default();
         ("text", t)
     } else {
         let h = p
-            .body_html
-            .clone()
-            .or_else(|| p.body_text.as_deref().map(mime::text_to_html))
+            .html
+            .or_else(|| p.text.as_deref().map(mime::text_to_html))
             .unwrap_or_default();
         ("html", h)
     };
@@ -149,10 +147,7 @@ fn field(mb: &Mailbox, m: &Message, name: &str, r: &Render) -> Value {
         "conversationId" => json!(super::ids::conversation_id(&p.conversation_seed)),
         "conversationIndex" => json!("AQHZAAAAAAAAAAAAAAAAAAAAAA=="),
         "isDeliveryReceiptRequested" => json!(false),
-        "isReadReceiptRequested" => json!(p
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("Disposition-Notification-To"))),
+        "isReadReceiptRequested" => json!(p.read_receipt),
         "isRead" => json!(m.is_read),
         "isDraft" => json!(m.is_draft),
         "webLink" => json!(format!(
@@ -169,7 +164,7 @@ fn field(mb: &Mailbox, m: &Message, name: &str, r: &Render) -> Value {
         "replyTo" => addrs(&p.reply_to),
         "flag" => json!({"flagStatus": m.flag_status}),
         "internetMessageHeaders" => Value::Array(
-            p.headers
+            mime::header_list(&m.mime)
                 .iter()
                 .map(|(n, v)| json!({"name": n, "value": v}))
                 .collect(),
@@ -223,13 +218,17 @@ pub fn entity(req: &Req, ctx: &Ctx, body: Map<String, Value>) -> Response {
 /// `GET /me/messages/{id}/$value`: the MIME, as `text/plain`.
 pub fn value(shared: &Arc<Shared>, _req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
     ctx.need(Perm::Read)?;
-    let inner = shared.lock();
-    let mb = inner.tenant.mailbox(ctx.mailbox)?;
-    let m = mb.message(mb.resolve_message(id)?)?;
-    let bytes = if shared.args.mime_rewrite {
-        super::rewrite::regenerate(m)
-    } else {
-        m.mime.as_ref().clone()
+    let (bytes, regenerate) = {
+        let inner = shared.lock();
+        let mb = inner.tenant.mailbox(ctx.mailbox)?;
+        let m = mb.message(mb.resolve_message(id)?)?;
+        // The bytes are shared, not copied; rewriting (a copy) happens after the lock is gone.
+        let regenerate = shared.args.mime_rewrite.then(|| m.clone());
+        (m.mime.clone(), regenerate)
+    };
+    let bytes = match regenerate {
+        Some(m) => axum::body::Bytes::from(super::rewrite::regenerate(&m)),
+        None => bytes,
     };
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut()
@@ -243,6 +242,8 @@ enum Change {
     Flag(String),
     Categories(Vec<String>),
     Ext(Vec<(String, String)>),
+    /// A draft's content field (rebuilt into MIME with the others).
+    Content(String, Value),
 }
 
 fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
@@ -267,10 +268,9 @@ fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
                 .map(Change::Categories)
         }
         "singleValueExtendedProperties" => extprops::parse_patch(v).map(Change::Ext),
-        "subject" | "body" | "toRecipients" | "ccRecipients" | "bccRecipients" | "from"
-        | "replyTo" | "importance" | "internetMessageHeaders" => {
+        k if super::draft::CONTENT_FIELDS.contains(&k) => {
             if is_draft {
-                Err(GraphError::not_implemented("PATCH of draft content"))
+                Ok(Change::Content(key.to_string(), v.clone()))
             } else {
                 // Exchange refuses content changes to items that are not drafts.
                 Err(GraphError::new(
@@ -286,7 +286,8 @@ fn parse_change(key: &str, v: &Value, is_draft: bool) -> GraphResult<Change> {
     }
 }
 
-/// `PATCH /me/messages/{id}` of `isRead`, `flag`, `categories`, extended properties.
+/// `PATCH /me/messages/{id}` of `isRead`, `flag`, `categories`, extended properties, and of a
+/// draft's content.
 pub fn patch(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
     ctx.need(Perm::Write)?;
     let body = req.json_body()?;
@@ -308,9 +309,36 @@ pub fn patch(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResul
         .filter(|(k, _)| !k.starts_with('@'))
         .map(|(k, v)| parse_change(k, v, is_draft))
         .collect::<GraphResult<Vec<_>>>()?;
+    let content: Map<String, Value> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Content(k, v) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    // Rebuild first: content that cannot be composed leaves the item untouched.
+    let rebuilt = if content.is_empty() {
+        None
+    } else {
+        let domain = mb
+            .upn
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("localhost");
+        let raw = super::draft::rebuild(mb.message(key)?, &content, domain)?;
+        let parsed = mime::parse(&raw).map_err(|_| {
+            GraphError::bad_request("The draft could not be rebuilt from these values.")
+        })?;
+        Some((raw, parsed))
+    };
     if let Some(m) = mb.messages.get_mut(&key) {
+        if let Some((raw, parsed)) = rebuilt {
+            m.mime = raw.into();
+            m.parsed = Arc::new(parsed);
+        }
         for c in changes {
             match c {
+                Change::Content(..) => {}
                 Change::IsRead(b) => m.is_read = b,
                 Change::Flag(s) => m.flag_status = s,
                 Change::Categories(c) => m.categories = c,

@@ -24,14 +24,50 @@ pub struct Parsed {
     pub reply_to: Vec<EmailAddr>,
     pub internet_message_id: Option<String>,
     pub sent: Option<DateTime<Utc>>,
-    pub body_html: Option<String>,
-    pub body_text: Option<String>,
     pub preview: String,
     pub has_attachments: bool,
     pub importance: &'static str,
     /// Seed for `conversationId`: the thread's root Message-ID.
     pub conversation_seed: String,
-    pub headers: Vec<(String, String)>,
+    /// `Disposition-Notification-To` is present (`isReadReceiptRequested`).
+    pub read_receipt: bool,
+}
+
+/// The text and HTML bodies. Not kept with the item (that would double the memory a large
+/// mailbox takes): computed from the MIME when a response includes `body`.
+#[derive(Clone, Debug, Default)]
+pub struct Bodies {
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+fn bodies_of(msg: &mail_parser::Message<'_>) -> Bodies {
+    let text = msg.body_text(0).map(|c| c.into_owned());
+    let html = if msg.html_body_count() > 0 && msg.html_part(0).is_some_and(|p| p.is_text_html()) {
+        msg.body_html(0).map(|c| c.into_owned())
+    } else {
+        None
+    };
+    Bodies { text, html }
+}
+
+pub fn bodies(raw: &[u8]) -> Bodies {
+    MessageParser::default()
+        .parse(raw)
+        .map(|m| bodies_of(&m))
+        .unwrap_or_default()
+}
+
+/// The top-level header fields, unfolded (`internetMessageHeaders`), computed when asked for.
+pub fn header_list(raw: &[u8]) -> Vec<(String, String)> {
+    MessageParser::default()
+        .parse_headers(raw)
+        .map(|m| {
+            m.headers_raw()
+                .map(|(n, v)| (n.to_string(), unfold(v)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One attachment found in the MIME.
@@ -93,16 +129,13 @@ fn first_id(v: &mail_parser::HeaderValue<'_>) -> Option<String> {
 /// Parses MIME bytes into Graph's properties. Fails only when the bytes are not a message at all.
 pub fn parse(raw: &[u8]) -> Result<Parsed, MimeError> {
     let msg = MessageParser::default().parse(raw).ok_or(MimeError)?;
-    let body_text = msg.body_text(0).map(|c| c.into_owned());
-    let body_html =
-        if msg.html_body_count() > 0 && msg.html_part(0).is_some_and(|p| p.is_text_html()) {
-            msg.body_html(0).map(|c| c.into_owned())
-        } else {
-            None
-        };
-    let text_for_preview = body_text
-        .clone()
-        .or_else(|| body_html.as_deref().map(html_to_text))
+    let b = bodies_of(&msg);
+    let read_receipt = msg
+        .headers_raw()
+        .any(|(n, _)| n.eq_ignore_ascii_case("Disposition-Notification-To"));
+    let text_for_preview = b
+        .text
+        .or_else(|| b.html.as_deref().map(html_to_text))
         .unwrap_or_default();
     let own_id = msg.message_id().map(|m| format!("<{m}>"));
     let conversation_seed = first_id(msg.references())
@@ -122,16 +155,11 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, MimeError> {
         sent: msg
             .date()
             .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single()),
-        body_html,
-        body_text,
         preview: preview(&text_for_preview),
         has_attachments,
         importance: importance(&msg),
         conversation_seed,
-        headers: msg
-            .headers_raw()
-            .map(|(n, v)| (n.to_string(), unfold(v)))
-            .collect(),
+        read_receipt,
     })
 }
 

@@ -6,9 +6,13 @@
 
 mod attachments;
 mod batch;
+mod changes;
 mod compose;
 mod control;
 mod delta;
+mod delta_tokens;
+mod draft;
+mod dump;
 mod errors;
 mod extprops;
 mod faults;
@@ -16,15 +20,20 @@ mod filter;
 mod fixtures;
 mod folders;
 mod form;
+mod format;
+pub mod generate;
 mod graph;
 mod ids;
 mod items;
 mod messages;
 mod mime;
+mod notify;
 mod oauth;
 mod rewrite;
 mod send;
 mod state;
+mod subscriptions;
+mod synth_mime;
 mod throttle;
 
 use std::path::PathBuf;
@@ -37,6 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
+pub use dump::DumpSummary;
 pub use errors::GraphError;
 
 /// Graph refuses request bodies above 4 MB (`413`).
@@ -132,6 +142,7 @@ pub(crate) struct Inner {
     pub oauth: oauth::OAuthState,
     pub delta: delta::DeltaStore,
     pub uploads: attachments::Uploads,
+    pub subs: subscriptions::Subscriptions,
 }
 
 pub(crate) struct Shared {
@@ -139,6 +150,7 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub throttle: Arc<throttle::Throttle>,
     faults: Mutex<faults::Faults>,
+    pub notify_stats: notify::Stats,
 }
 
 impl Shared {
@@ -165,14 +177,22 @@ pub struct Emulator {
 impl Emulator {
     /// Loads the fixtures (if any) and checks the flags.
     pub fn new(args: &EmulatorArgs) -> Result<Emulator, EmulatorError> {
-        let tenant = match &args.fixtures {
-            Some(dir) => fixtures::load(dir)?,
-            None => state::Tenant {
-                tenant_id: ids::guid(),
-                send_from_alias: false,
-                mailboxes: Vec::new(),
-            },
+        let (tenant, refresh) = match &args.fixtures {
+            Some(dir) => {
+                let loaded = fixtures::load(dir)?;
+                (loaded.tenant, loaded.refresh)
+            }
+            None => (
+                state::Tenant {
+                    tenant_id: ids::guid(),
+                    send_from_alias: false,
+                    mailboxes: Vec::new(),
+                },
+                Vec::new(),
+            ),
         };
+        let mut oauth = oauth::OAuthState::default();
+        oauth.restore_refresh(refresh);
         let (budget, window) = throttle::parse_budget(&args.throttle).ok_or_else(|| {
             EmulatorError::InvalidArgument(format!(
                 "--throttle {}: expected REQUESTS/SECONDS such as 1000/60",
@@ -211,14 +231,26 @@ impl Emulator {
                 args,
                 inner: Mutex::new(Inner {
                     tenant,
-                    oauth: oauth::OAuthState::default(),
+                    oauth,
                     delta: delta::DeltaStore::default(),
                     uploads: attachments::Uploads::default(),
+                    subs: subscriptions::Subscriptions::default(),
                 }),
                 throttle: Arc::new(throttle::Throttle::new(limits)),
                 faults: Mutex::new(faults),
+                notify_stats: notify::Stats::default(),
             }),
         })
+    }
+
+    /// Writes the current state to `dir` in the fixtures format (`fixtures/README.md`, "Dumps");
+    /// `--fixtures DIR` loads it back with the same ids and state.
+    pub fn dump(&self, dir: &std::path::Path) -> Result<DumpSummary, EmulatorError> {
+        let snap = {
+            let inner = self.shared.lock();
+            dump::snapshot(&inner.tenant, &inner.oauth)
+        };
+        dump::write(&snap, dir)
     }
 
     /// The HTTP routes: Graph, OAuth, and the sign-in pages.

@@ -71,6 +71,22 @@ pub struct OAuthState {
 }
 
 impl OAuthState {
+    /// Refresh tokens from a dump: clients signed in before a restart stay signed in.
+    pub fn restore_refresh(&mut self, tokens: Vec<super::format::RefreshEntry>) {
+        for t in tokens {
+            self.refresh.insert(
+                t.token,
+                RefreshToken {
+                    account: t.account.to_ascii_lowercase(),
+                    client_id: t.client_id,
+                    scope: t.scope,
+                    revoked: t.revoked,
+                    expires: t.expires,
+                },
+            );
+        }
+    }
+
     /// Revokes every refresh token of an account (as an admin's "revoke sessions" does).
     /// Access tokens already issued stay valid until they expire, as with Entra ID.
     pub fn revoke_account(&mut self, account: &str) -> usize {

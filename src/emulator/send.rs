@@ -151,7 +151,7 @@ pub fn recipient_count(raw: &[u8]) -> usize {
 
 fn stored(raw: Vec<u8>, parsed: Parsed, is_read: bool) -> NewMessage {
     NewMessage {
-        mime: raw,
+        mime: raw.into(),
         parsed,
         is_read,
         is_draft: false,
@@ -198,7 +198,7 @@ fn check_from(
 }
 
 /// Replaces (or adds) one header field, folded lines included.
-fn set_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
+pub fn set_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
     let mut out = format!("{name}: {value}\r\n").into_bytes();
     let prefix = format!("{}:", name.to_ascii_lowercase());
     let mut in_header = true;

@@ -4,9 +4,10 @@
 //! items leaving a folder leave a tombstone. A delta token is just "changes after sequence N in
 //! folder F", so replaying it is a scan, and tokens cost nothing to keep.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::errors::{GraphError, GraphResult};
@@ -46,6 +47,10 @@ pub struct Folder {
     pub hidden: bool,
     pub well_known: Option<&'static str>,
     pub messages: BTreeSet<MsgKey>,
+    /// The same messages ordered by `receivedDateTime`, for listing pages without sorting.
+    pub by_received: BTreeSet<(DateTime<Utc>, MsgKey)>,
+    /// Unread messages, kept up to date so folder JSON does not walk the folder.
+    pub unread: usize,
     /// Sequence of the last change to the folder itself (name, parent, counts).
     pub seq: u64,
 }
@@ -58,7 +63,8 @@ pub struct Message {
     pub rest_id: String,
     /// Survives moves; handed out under `Prefer: IdType="ImmutableId"`.
     pub immutable_id: String,
-    pub mime: Arc<Vec<u8>>,
+    /// The RFC 822 bytes, shared (a copy or a `$value` response does not copy them).
+    pub mime: Bytes,
     pub parsed: Arc<Parsed>,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
@@ -74,6 +80,16 @@ pub struct Message {
     pub seq: u64,
     /// Mailbox sequence at which the item entered its current folder.
     pub entered_seq: u64,
+    /// What the folder and mailbox indexes currently hold for this item; see `changes.rs`.
+    pub indexed: Indexed,
+}
+
+/// The indexed values of a message, compared with its fields to fix the indexes after a change.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Indexed {
+    pub received: DateTime<Utc>,
+    pub unread: bool,
+    pub seq: u64,
 }
 
 impl Message {
@@ -99,6 +115,7 @@ impl Message {
 #[derive(Clone, Debug)]
 pub struct Tombstone {
     pub seq: u64,
+    pub at: DateTime<Utc>,
     pub folder: FolderKey,
     pub rest_id: String,
     pub immutable_id: String,
@@ -107,7 +124,7 @@ pub struct Tombstone {
 /// Per-item state a fixture or a delivery sets.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
-    pub mime: Vec<u8>,
+    pub mime: Bytes,
     pub parsed: Parsed,
     pub is_read: bool,
     pub is_draft: bool,
@@ -131,20 +148,45 @@ pub struct Mailbox {
     pub well_known: HashMap<&'static str, FolderKey>,
     pub messages: HashMap<MsgKey, Message>,
     pub msg_by_id: HashMap<String, MsgKey>,
-    pub tombstones: Vec<Tombstone>,
+    /// In sequence order (appended as the sequence grows).
+    pub tombstones: VecDeque<Tombstone>,
     /// Folders removed for good: (sequence, folder id), for folder delta's `@removed`.
     pub folder_tombstones: Vec<(u64, String)>,
+    /// Every message by the sequence of its last change: delta replays read only what changed.
+    pub changed: BTreeMap<u64, MsgKey>,
+    /// Every message by `receivedDateTime`, for `/me/messages`.
+    pub by_received: BTreeSet<(DateTime<Utc>, MsgKey)>,
+    /// Changes at or before this sequence may have lost their tombstones (pruned): a delta
+    /// token from before it answers `410 syncStateNotFound`.
+    pub horizon: u64,
     pub seq: u64,
-    next_key: u64,
+    pub(super) next_key: u64,
+    /// Message changes not yet handed to change notifications; recorded only while a
+    /// subscription watches this mailbox.
+    pub events: Vec<super::changes::ChangeEvent>,
+    pub record_events: bool,
+    /// `tenant id \0 upn` for a mailbox loaded from fixtures: what its stable ids derive from.
+    id_seed: Option<String>,
 }
 
 impl Mailbox {
-    /// A mailbox with Exchange Online's default folder tree.
-    pub fn new(upn: &str, display_name: &str, aliases: Vec<String>) -> Mailbox {
+    /// A mailbox with Exchange Online's default folder tree. With a tenant id, the user id and the default folders' ids derive from it and the
+    /// address, so they are the same every time the same fixtures load.
+    pub fn with_seed(
+        upn: &str,
+        display_name: &str,
+        aliases: Vec<String>,
+        tenant_id: Option<&str>,
+    ) -> Mailbox {
+        let upn = upn.to_ascii_lowercase();
+        let id_seed = tenant_id.map(|t| format!("{}\0{upn}", t.to_ascii_lowercase()));
         let mut mb = Mailbox {
-            upn: upn.to_ascii_lowercase(),
+            user_id: id_seed
+                .as_deref()
+                .map(ids::seeded::guid)
+                .unwrap_or_else(ids::guid),
+            upn,
             display_name: display_name.to_string(),
-            user_id: ids::guid(),
             aliases: aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
             full_access: Vec::new(),
             send_as: Vec::new(),
@@ -153,10 +195,16 @@ impl Mailbox {
             well_known: HashMap::new(),
             messages: HashMap::new(),
             msg_by_id: HashMap::new(),
-            tombstones: Vec::new(),
+            tombstones: VecDeque::new(),
             folder_tombstones: Vec::new(),
+            changed: BTreeMap::new(),
+            by_received: BTreeSet::new(),
+            horizon: 0,
+            events: Vec::new(),
+            record_events: false,
             seq: 0,
             next_key: 1,
+            id_seed,
         };
         mb.create_default_folders();
         mb
@@ -187,10 +235,12 @@ impl Mailbox {
         self.add_folder(Some(sync), "Local Failures", Some("localfailures"), false);
         self.add_folder(Some(sync), "Server Failures", Some("serverfailures"), false);
         // Hidden folders appear only with `includeHiddenFolders=true`.
-        self.add_folder(Some(root), "Conversation Action Settings", None, true);
+        let id = self.seeded_folder_id("default:Conversation Action Settings");
+        self.add_folder_with_id(Some(root), "Conversation Action Settings", None, true, id);
         self.add_folder(Some(root), "Scheduled", Some("scheduled"), true);
         // Outside the IPM subtree: reachable by well-known name, never listed.
-        let recoverable = self.add_folder(None, "Recoverable Items", None, true);
+        let id = self.seeded_folder_id("default:Recoverable Items");
+        let recoverable = self.add_folder_with_id(None, "Recoverable Items", None, true, id);
         self.add_folder(
             Some(recoverable),
             "Deletions",
@@ -200,7 +250,7 @@ impl Mailbox {
         self.add_folder(None, "Finder", Some("searchfolders"), true);
     }
 
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         let k = self.next_key;
         self.next_key += 1;
         k
@@ -212,6 +262,17 @@ impl Mailbox {
         self.seq
     }
 
+    /// The stable id seed for something of this mailbox (`None` when ids are random).
+    pub fn seed_for(&self, what: &str) -> Option<String> {
+        self.id_seed.as_ref().map(|s| format!("{s}\0{what}"))
+    }
+
+    /// A stable folder id for a seeded mailbox.
+    pub fn seeded_folder_id(&self, what: &str) -> Option<String> {
+        self.seed_for(what).map(|s| ids::seeded::folder_id(&s))
+    }
+
+    /// Adds a folder. Default folders of a seeded mailbox get ids derived from their place.
     pub fn add_folder(
         &mut self,
         parent: Option<FolderKey>,
@@ -219,9 +280,27 @@ impl Mailbox {
         well_known: Option<&'static str>,
         hidden: bool,
     ) -> FolderKey {
+        let id = match well_known {
+            Some(wk) => self.seeded_folder_id(&format!("wk:{wk}")),
+            None => None,
+        };
+        self.add_folder_with_id(parent, name, well_known, hidden, id)
+    }
+
+    /// Adds a folder with a given id (fixtures, dumps); `None` draws a random one.
+    pub fn add_folder_with_id(
+        &mut self,
+        parent: Option<FolderKey>,
+        name: &str,
+        well_known: Option<&'static str>,
+        hidden: bool,
+        id: Option<String>,
+    ) -> FolderKey {
         let key = self.next();
         let seq = self.bump();
-        let id = ids::folder_id();
+        let id = id
+            .filter(|i| !self.folder_by_id.contains_key(i))
+            .unwrap_or_else(ids::folder_id);
         self.folder_by_id.insert(id.clone(), key);
         if let Some(wk) = well_known {
             self.well_known.insert(wk, key);
@@ -236,10 +315,29 @@ impl Mailbox {
                 hidden,
                 well_known,
                 messages: BTreeSet::new(),
+                by_received: BTreeSet::new(),
+                unread: 0,
                 seq,
             },
         );
         key
+    }
+
+    /// Gives a folder the id a fixture names for it (an id is never shared by two folders).
+    pub fn set_folder_id(&mut self, key: FolderKey, id: String) -> Result<(), String> {
+        match self.folder_by_id.get(&id) {
+            Some(k) if *k == key => return Ok(()),
+            Some(_) => return Err(format!("two folders have the id {id}")),
+            None => {}
+        }
+        let f = self
+            .folders
+            .get_mut(&key)
+            .ok_or_else(|| "no such folder".to_string())?;
+        let old = std::mem::replace(&mut f.id, id.clone());
+        self.folder_by_id.remove(&old);
+        self.folder_by_id.insert(id, key);
+        Ok(())
     }
 
     pub fn root(&self) -> FolderKey {
@@ -305,145 +403,13 @@ impl Mailbox {
     }
 
     pub fn unread_count(&self, folder: &Folder) -> usize {
-        folder
-            .messages
-            .iter()
-            .filter(|k| self.messages.get(k).is_some_and(|m| !m.is_read))
-            .count()
+        folder.unread
     }
 
     /// Whether an address (primary or alias) belongs to this mailbox.
     pub fn owns_address(&self, addr: &str) -> bool {
         let a = addr.to_ascii_lowercase();
         self.upn == a || self.aliases.contains(&a)
-    }
-
-    pub fn insert_message(&mut self, folder: FolderKey, m: NewMessage) -> MsgKey {
-        let key = self.next();
-        let seq = self.bump();
-        let now = Utc::now();
-        let msg = Message {
-            key,
-            folder,
-            rest_id: ids::rest_item_id(),
-            immutable_id: ids::immutable_item_id(),
-            mime: Arc::new(m.mime),
-            parsed: Arc::new(m.parsed),
-            created: now,
-            modified: now,
-            received: m.received,
-            is_read: m.is_read,
-            is_draft: m.is_draft,
-            flag_status: m.flag_status,
-            categories: m.categories,
-            ext: BTreeMap::new(),
-            change_no: 1,
-            seq,
-            entered_seq: seq,
-        };
-        self.msg_by_id.insert(msg.rest_id.clone(), key);
-        self.msg_by_id.insert(msg.immutable_id.clone(), key);
-        self.messages.insert(key, msg);
-        self.folder_entry(folder, key, true, seq);
-        key
-    }
-
-    fn folder_entry(&mut self, folder: FolderKey, key: MsgKey, add: bool, seq: u64) {
-        if let Some(f) = self.folders.get_mut(&folder) {
-            if add {
-                f.messages.insert(key);
-            } else {
-                f.messages.remove(&key);
-            }
-            f.seq = seq;
-        }
-    }
-
-    /// Records an update of a message's properties (it shows in the next delta).
-    pub fn touch(&mut self, key: MsgKey) {
-        let seq = self.bump();
-        let folder = match self.messages.get_mut(&key) {
-            Some(m) => {
-                m.seq = seq;
-                m.change_no += 1;
-                m.modified = Utc::now();
-                m.folder
-            }
-            None => return,
-        };
-        // Read state changes the folder's unread count, which folder delta reports.
-        if let Some(f) = self.folders.get_mut(&folder) {
-            f.seq = seq;
-        }
-    }
-
-    /// Moves a message. Without immutable ids Exchange gives the moved item a new id.
-    pub fn move_message(&mut self, key: MsgKey, dest: FolderKey) -> GraphResult<()> {
-        let seq = self.bump();
-        let new_rest = ids::rest_item_id();
-        let msg = self
-            .messages
-            .get_mut(&key)
-            .ok_or_else(GraphError::item_not_found)?;
-        let from = msg.folder;
-        let old_rest = std::mem::replace(&mut msg.rest_id, new_rest.clone());
-        let immutable_id = msg.immutable_id.clone();
-        msg.folder = dest;
-        msg.seq = seq;
-        msg.entered_seq = seq;
-        msg.change_no += 1;
-        msg.modified = Utc::now();
-        self.msg_by_id.remove(&old_rest);
-        self.msg_by_id.insert(new_rest, key);
-        self.tombstones.push(Tombstone {
-            seq,
-            folder: from,
-            rest_id: old_rest,
-            immutable_id,
-        });
-        self.folder_entry(from, key, false, seq);
-        self.folder_entry(dest, key, true, seq);
-        Ok(())
-    }
-
-    /// Removes a message for good (permanent delete, or the end of a deleted folder).
-    pub fn remove_message(&mut self, key: MsgKey) -> GraphResult<()> {
-        let seq = self.bump();
-        let msg = self
-            .messages
-            .remove(&key)
-            .ok_or_else(GraphError::item_not_found)?;
-        self.msg_by_id.remove(&msg.rest_id);
-        self.msg_by_id.remove(&msg.immutable_id);
-        self.tombstones.push(Tombstone {
-            seq,
-            folder: msg.folder,
-            rest_id: msg.rest_id,
-            immutable_id: msg.immutable_id,
-        });
-        self.folder_entry(msg.folder, key, false, seq);
-        Ok(())
-    }
-
-    /// Copies a message: a new item with new ids and the same content and state.
-    pub fn copy_message(&mut self, key: MsgKey, dest: FolderKey) -> GraphResult<MsgKey> {
-        let src = self.message(key)?.clone();
-        let new = self.insert_message(
-            dest,
-            NewMessage {
-                mime: src.mime.as_ref().clone(),
-                parsed: src.parsed.as_ref().clone(),
-                is_read: src.is_read,
-                is_draft: src.is_draft,
-                flag_status: src.flag_status.clone(),
-                categories: src.categories.clone(),
-                received: src.received,
-            },
-        );
-        if let Some(m) = self.messages.get_mut(&new) {
-            m.ext = src.ext.clone();
-        }
-        Ok(new)
     }
 
     /// A child of `parent` with this display name (case-insensitive), if any.

@@ -254,3 +254,177 @@ impl GraphClient {
 fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
     serde_json::from_slice(bytes).map_err(|e| GraphError::Decode(e.to_string()))
 }
+
+/// The named extended property (in PS_PUBLIC_STRINGS) that marks a draft, and the Sent Items
+/// copy Exchange makes of it, with the outbox item it came from.
+pub const OUTBOX_TAG_PROPERTY: &str =
+    "String {00020329-0000-0000-C000-000000000046} Name GraphbridgeOutboxTag";
+
+/// Raw bytes per upload-session chunk (Graph takes at most 4 MB per PUT).
+const UPLOAD_CHUNK: usize = 3 * 1024 * 1024;
+
+/// A message found by its outbox tag.
+#[derive(Debug, Clone)]
+pub struct TaggedMessage {
+    pub id: String,
+    pub is_draft: bool,
+    pub from: Option<String>,
+    pub internet_message_id: Option<String>,
+}
+
+impl GraphClient {
+    /// Creates a draft from MIME (Graph makes every MIME-created item a draft) in Drafts.
+    pub async fn create_mime_draft(&self, message: &[u8]) -> Result<String, GraphError> {
+        let body = base64::engine::general_purpose::STANDARD.encode(message);
+        let bytes = self
+            .request(Method::POST, &self.url("/messages"), Body::Mime(body), None)
+            .await?;
+        created_id(&bytes)
+    }
+
+    /// Sets the outbox tag on a draft.
+    pub async fn tag_message(&self, message_id: &str, tag: &str) -> Result<(), GraphError> {
+        let patch = serde_json::json!({
+            "singleValueExtendedProperties": [{"id": OUTBOX_TAG_PROPERTY, "value": tag}]
+        });
+        self.patch_message(message_id, patch).await
+    }
+
+    /// Sends a draft; Exchange moves it to Sent Items.
+    pub async fn send_draft(&self, message_id: &str) -> Result<(), GraphError> {
+        self.request(
+            Method::POST,
+            &self.url(&format!("/messages/{message_id}/send")),
+            Body::None,
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Looks for the item carrying `tag` in a folder (a well-known name or id) among the
+    /// messages received since `since` (RFC 3339). The property is expanded rather than
+    /// filtered on, so only `receivedDateTime` is needed in `$filter`.
+    pub async fn find_tagged(
+        &self,
+        folder: &str,
+        tag: &str,
+        since: &str,
+    ) -> Result<Option<TaggedMessage>, GraphError> {
+        let mut url = self.url(&format!(
+            "/mailFolders/{folder}/messages?$top=100&$select=id,isDraft,from,internetMessageId\
+             &$filter=receivedDateTime ge {since}\
+             &$expand=singleValueExtendedProperties($filter=id eq '{OUTBOX_TAG_PROPERTY}')"
+        ));
+        loop {
+            let page: Page<serde_json::Value> = self.get_json(&url).await?;
+            if let Some(found) = page.value.iter().find_map(|m| tagged(m, tag)) {
+                return Ok(Some(found));
+            }
+            match page.next_link {
+                Some(next) => url = next,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Creates a message from Graph JSON in a folder; returns its id.
+    pub async fn create_in_folder(
+        &self,
+        folder: &str,
+        message: serde_json::Value,
+    ) -> Result<String, GraphError> {
+        let bytes = self
+            .send_json(
+                Method::POST,
+                &self.url(&format!("/mailFolders/{folder}/messages")),
+                message,
+            )
+            .await?;
+        created_id(&bytes)
+    }
+
+    /// Adds a file to a draft through an upload session: sequential chunks of at most 4 MB,
+    /// PUT to the pre-authenticated URL without an Authorization header.
+    pub async fn upload_attachment(
+        &self,
+        message_id: &str,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), GraphError> {
+        let session = serde_json::json!({"AttachmentItem": {
+            "attachmentType": "file", "name": name, "contentType": content_type,
+            "size": bytes.len()}});
+        let answer = self
+            .send_json(
+                Method::POST,
+                &self.url(&format!(
+                    "/messages/{message_id}/attachments/createUploadSession"
+                )),
+                session,
+            )
+            .await?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&answer).map_err(|e| GraphError::Decode(e.to_string()))?;
+        let upload_url = value["uploadUrl"]
+            .as_str()
+            .ok_or_else(|| GraphError::Decode("upload session without uploadUrl".into()))?
+            .to_string();
+        // A separate client: the upload URL must not see the bearer token.
+        let http = super::http_client()?;
+        let total = bytes.len();
+        for (index, chunk) in bytes.chunks(UPLOAD_CHUNK).enumerate() {
+            let start = index * UPLOAD_CHUNK;
+            let end = start + chunk.len() - 1;
+            let response = http
+                .put(&upload_url)
+                .header("Content-Range", format!("bytes {start}-{end}/{total}"))
+                .body(chunk.to_vec())
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                let body = response.bytes().await.unwrap_or_default();
+                return Err(GraphError::Status {
+                    status: status.as_u16(),
+                    code: "UploadFailed".into(),
+                    message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn created_id(bytes: &[u8]) -> Result<String, GraphError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| GraphError::Decode(e.to_string()))?;
+    value["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| GraphError::Decode("created item without id".into()))
+}
+
+/// The message if it carries `tag` in the outbox property (ids compared case-insensitively:
+/// Graph canonicalises them).
+fn tagged(m: &serde_json::Value, tag: &str) -> Option<TaggedMessage> {
+    let props = m["singleValueExtendedProperties"].as_array()?;
+    let carries = props.iter().any(|p| {
+        p["id"]
+            .as_str()
+            .is_some_and(|id| id.eq_ignore_ascii_case(OUTBOX_TAG_PROPERTY))
+            && p["value"].as_str() == Some(tag)
+    });
+    if !carries {
+        return None;
+    }
+    Some(TaggedMessage {
+        id: m["id"].as_str()?.to_string(),
+        is_draft: m["isDraft"].as_bool().unwrap_or(false),
+        from: m["from"]["emailAddress"]["address"]
+            .as_str()
+            .map(str::to_string),
+        internet_message_id: m["internetMessageId"].as_str().map(str::to_string),
+    })
+}

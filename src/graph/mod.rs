@@ -8,7 +8,7 @@ pub mod types;
 
 pub use budget::{parse_budget, RequestBudget};
 pub use client::{Body, GraphClient, TokenPersist};
-pub use oauth::{OAuthClient, TokenSet};
+pub use oauth::{OAuthClient, Pkce, TokenSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {

@@ -150,6 +150,20 @@ fn uppercase_inbox(pattern: &str) -> String {
     }
 }
 
+/// The client's mailbox argument as a Unicode name (`INBOX` for any case of inbox).
+pub fn mailbox_name(mailbox: &imap_next::imap_types::mailbox::Mailbox<'_>) -> Option<String> {
+    use imap_next::imap_types::mailbox::Mailbox;
+    match mailbox {
+        Mailbox::Inbox => Some("INBOX".to_string()),
+        Mailbox::Other(other) => decode_mutf7(other.as_ref()),
+    }
+}
+
+/// A Unicode name as the wire form of a mailbox.
+pub fn wire_mailbox(name: &str) -> Option<imap_next::imap_types::mailbox::Mailbox<'static>> {
+    imap_next::imap_types::mailbox::Mailbox::try_from(encode_mutf7(name)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,18 +220,4 @@ mod tests {
         // A multi-byte character where the prefix would end must not panic.
         assert!(resolve(&visible, "Entwürfe-über-alles-und-mehr").is_some());
     }
-}
-
-/// The client's mailbox argument as a Unicode name (`INBOX` for any case of inbox).
-pub fn mailbox_name(mailbox: &imap_next::imap_types::mailbox::Mailbox<'_>) -> Option<String> {
-    use imap_next::imap_types::mailbox::Mailbox;
-    match mailbox {
-        Mailbox::Inbox => Some("INBOX".to_string()),
-        Mailbox::Other(other) => decode_mutf7(other.as_ref()),
-    }
-}
-
-/// A Unicode name as the wire form of a mailbox.
-pub fn wire_mailbox(name: &str) -> Option<imap_next::imap_types::mailbox::Mailbox<'static>> {
-    imap_next::imap_types::mailbox::Mailbox::try_from(encode_mutf7(name)).ok()
 }

@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use super::commands::{self, Outcome};
 use super::names::VisibleMailbox;
 use super::selected::Selected;
-use crate::auth::Login;
 use crate::bridge::Bridge;
 
 /// RFC 3501 says at least 30 minutes of inactivity before an autologout.
@@ -57,7 +56,7 @@ impl From<Status<'static>> for Untagged {
 }
 
 pub(super) struct LoggedIn {
-    pub login: Login,
+    /// The mailboxes this login reaches, the personal one first.
     pub visible: Vec<VisibleMailbox>,
 }
 
@@ -133,12 +132,9 @@ async fn flush(stream: &mut Stream, server: &mut Server) {
     // Progressing the state sends queued responses; a short timeout keeps a dead peer from
     // holding the task.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match stream.next(&mut *server).await {
-                Ok(Event::ResponseSent { .. }) | Ok(Event::GreetingSent { .. }) => continue,
-                _ => break,
-            }
-        }
+        while let Ok(Event::ResponseSent { .. } | Event::GreetingSent { .. }) =
+            stream.next(&mut *server).await
+        {}
     })
     .await;
     let _ = stream.flush().await;
@@ -198,8 +194,48 @@ impl Session {
             CommandBody::Examine { mailbox, .. } => {
                 commands::select::select(self, mailbox, true).await
             }
-            CommandBody::Close if selected => commands::select::close(self),
+            CommandBody::Namespace => commands::namespace(self),
+            CommandBody::Id { parameters } => commands::id(self, parameters),
+            CommandBody::Create { mailbox } => commands::mailbox::create(self, mailbox).await,
+            CommandBody::Delete { mailbox } => commands::mailbox::delete(self, mailbox).await,
+            CommandBody::Rename { from, to } => commands::mailbox::rename(self, from, to).await,
+            CommandBody::Subscribe { mailbox } => {
+                commands::mailbox::subscribe(self, mailbox, true).await
+            }
+            CommandBody::Unsubscribe { mailbox } => {
+                commands::mailbox::subscribe(self, mailbox, false).await
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => commands::mailbox::status(self, mailbox, &item_names).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => commands::append::append(self, mailbox, flags, date, message).await,
+            CommandBody::Check if selected => commands::select::noop(self).await,
+            CommandBody::Close if selected => commands::expunge::close(self).await,
             CommandBody::Unselect if selected => commands::select::close(self),
+            CommandBody::Expunge if selected => commands::expunge::expunge(self, None, true).await,
+            CommandBody::ExpungeUid { sequence_set } if selected => {
+                commands::expunge::expunge(self, Some(sequence_set), true).await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } if selected => {
+                commands::copy::copy_or_move(self, sequence_set, mailbox, uid, false).await
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } if selected => {
+                commands::copy::copy_or_move(self, sequence_set, mailbox, uid, true).await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,

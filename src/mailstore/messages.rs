@@ -338,3 +338,18 @@ pub fn copy_body(conn: &Connection, mailbox_id: i64, from: &str, to: &str) -> St
     )?;
     Ok(())
 }
+
+/// The UID a Graph message has in a folder, if the store knows it there.
+pub fn uid_by_graph_id(
+    conn: &Connection,
+    folder_id: i64,
+    graph_id: &str,
+) -> StoreResult<Option<u32>> {
+    Ok(conn
+        .query_row(
+            "SELECT uid FROM messages WHERE folder_id = ?1 AND graph_id = ?2",
+            params![folder_id, graph_id],
+            |row| row.get(0),
+        )
+        .optional()?)
+}

@@ -6,7 +6,9 @@
 //! on tokio's blocking pool. Nothing outside this module knows that the store is SQLite.
 
 pub mod accounts;
+pub mod activities;
 pub mod folders;
+pub mod links;
 pub mod messages;
 pub mod outbox;
 mod schema;
@@ -14,7 +16,7 @@ mod schema;
 pub use accounts::{Assignment, MailboxRecord, SigninState, StoredTokens, User};
 pub use folders::{FolderRecord, FolderUpsert, SpecialUse};
 pub use messages::{ApplyOutcome, BodyOrigin, Flags, MessageRecord, MessageUpsert};
-pub use outbox::{OutboxItem, OutboxState};
+pub use outbox::{NewOutboxItem, OutboxItem, OutboxState, SendPhase};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -84,6 +84,101 @@ const MIGRATIONS: &[&str] = &[
         sent_at INTEGER
     );
     "#,
+    // 2: administration: per-mailbox settings and the web admin's password and API token.
+    r#"
+    CREATE TABLE mailbox_settings (
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        sent_copy TEXT NOT NULL DEFAULT 'graph',
+        book_external_sends INTEGER NOT NULL DEFAULT 1,
+        attachment_policy TEXT NOT NULL DEFAULT 'keep',
+        recipient_limit INTEGER NOT NULL DEFAULT 10,
+        poll_interval_secs INTEGER,
+        delete_behaviour TEXT NOT NULL DEFAULT 'trash',
+        agreement_text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE admin_credentials (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
+    // 3: exactly-once sending (phases, Graph ids, retry schedule), download links,
+    // serial-mail history, alias refusals, activities.
+    r#"
+    ALTER TABLE outbox ADD COLUMN phase TEXT NOT NULL DEFAULT 'new';
+    ALTER TABLE outbox ADD COLUMN tag TEXT;
+    ALTER TABLE outbox ADD COLUMN draft_id TEXT;
+    ALTER TABLE outbox ADD COLUMN sent_graph_id TEXT;
+    ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN message_id TEXT;
+    ALTER TABLE outbox ADD COLUMN fingerprint TEXT;
+    ALTER TABLE outbox ADD COLUMN recipient_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN links TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN save_copy INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+    CREATE INDEX outbox_message_id ON outbox(message_id);
+    CREATE TABLE download_links (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        agreement_text TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE download_files (
+        link_id INTEGER NOT NULL REFERENCES download_links(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        PRIMARY KEY (link_id, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE link_acceptances (
+        id INTEGER PRIMARY KEY,
+        link_id INTEGER NOT NULL REFERENCES download_links(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        accepted_at INTEGER NOT NULL,
+        remote TEXT
+    );
+    CREATE TABLE attachment_sends (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX attachment_sends_by_digest ON attachment_sends(mailbox_id, digest, at);
+    CREATE TABLE alias_refusals (
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        refused_at INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE activities (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        supervisor TEXT,
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        message_id TEXT,
+        sent_at INTEGER NOT NULL,
+        links TEXT NOT NULL DEFAULT '',
+        webhook_state TEXT NOT NULL DEFAULT 'pending',
+        webhook_attempts INTEGER NOT NULL DEFAULT 0,
+        webhook_next_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX activities_by_time ON activities(sent_at);
+    CREATE TABLE sent_watermarks (
+        folder_id INTEGER PRIMARY KEY REFERENCES folders(id) ON DELETE CASCADE,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -4,26 +4,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::request::receiver::{
+    BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
+};
 use smtp_proto::{Error as ParseError, Request, AUTH_LOGIN, AUTH_PLAIN};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 
+use super::conn::Conn;
 use crate::auth::{self, AuthError, Login};
 use crate::bridge::Bridge;
-use crate::submission::{self, Envelope, SubmitError};
+use crate::submission::outbox::{self, Immediate};
+use crate::submission::{self, Envelope};
 
 /// RFC 5321 4.5.3.2: the server should wait at least 5 minutes for the next command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const FAILURE_DELAY: Duration = Duration::from_millis(500);
-/// Most recipients one transaction takes (RFC 5321 asks servers to take at least 100).
+/// Most recipients one transaction takes (RFC 5321 asks servers to take at least 100). The
+/// Microsoft 365 limit is checked on the whole message, so it can name all of them.
 const MAX_RECIPIENTS: usize = 100;
 
 enum Phase {
     Command,
-    /// Receiving DATA; `None` once the message grew past the size limit (then discarded).
     Data(DataReceiver),
+    /// The message grew past the size limit: read to its end, then refuse it.
     Discard(DummyDataReceiver),
+    Bdat(BdatReceiver, bool),
+    /// A BDAT chunk read only to stay in step: of a message already past the size limit
+    /// (Some(last)), or of a refused BDAT command (None: already answered).
+    BdatDiscard(DummyDataReceiver, Option<bool>),
     /// AUTH PLAIN without initial response: waiting for the base64 line.
     AuthPlain,
     AuthLoginUser,
@@ -33,38 +42,61 @@ enum Phase {
 struct Session {
     bridge: Arc<Bridge>,
     peer: SocketAddr,
+    tls: bool,
+    can_starttls: bool,
     helo: bool,
     login: Option<Login>,
     mail_from: Option<String>,
     recipients: Vec<String>,
     message: Vec<u8>,
+    /// The message in progress went past the size limit (BDAT keeps reading to its end).
+    oversize: bool,
     out: Vec<u8>,
     quit: bool,
+    /// STARTTLS was accepted: the handshake follows the reply.
+    start_tls: bool,
 }
 
-pub async fn run(bridge: Arc<Bridge>, mut tcp: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+pub async fn run(
+    bridge: Arc<Bridge>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
+) -> std::io::Result<()> {
+    let mut conn = Conn::Plain(tcp);
+    if implicit {
+        let Some(acceptor) = &tls else {
+            return Ok(());
+        };
+        conn.upgrade(acceptor).await?;
+    }
     let mut session = Session {
         bridge,
         peer,
+        tls: conn.is_tls(),
+        can_starttls: tls.is_some() && !conn.is_tls(),
         helo: false,
         login: None,
         mail_from: None,
         recipients: Vec::new(),
         message: Vec::new(),
+        oversize: false,
         out: Vec::new(),
         quit: false,
+        start_tls: false,
     };
-    tcp.write_all(b"220 graphbridge ESMTP submission ready\r\n")
+    conn.write_all(b"220 graphbridge ESMTP submission ready\r\n")
         .await?;
     let mut receiver = RequestReceiver::default();
     let mut phase = Phase::Command;
     let mut line = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match tokio::time::timeout(COMMAND_TIMEOUT, tcp.read(&mut buf)).await {
+        let n = match tokio::time::timeout(COMMAND_TIMEOUT, conn.read(&mut buf)).await {
             Ok(read) => read?,
             Err(_) => {
-                tcp.write_all(b"421 4.4.2 Idle for too long, closing\r\n")
+                conn.write_all(b"421 4.4.2 Idle for too long, closing\r\n")
                     .await?;
                 return Ok(());
             }
@@ -78,12 +110,26 @@ pub async fn run(bridge: Arc<Bridge>, mut tcp: TcpStream, peer: SocketAddr) -> s
                 .step(phase, &mut receiver, &mut bytes, &mut line)
                 .await;
             if !session.out.is_empty() {
-                tcp.write_all(&session.out).await?;
+                conn.write_all(&session.out).await?;
                 session.out.clear();
             }
             if session.quit {
                 return Ok(());
             }
+            if session.start_tls {
+                break;
+            }
+        }
+        if session.start_tls {
+            // RFC 3207: anything the client pipelined after STARTTLS is discarded.
+            let Some(acceptor) = &tls else {
+                return Ok(());
+            };
+            conn.upgrade(acceptor).await?;
+            session.after_tls();
+            receiver = RequestReceiver::default();
+            phase = Phase::Command;
+            line.clear();
         }
     }
 }
@@ -98,6 +144,38 @@ impl Session {
         self.mail_from = None;
         self.recipients.clear();
         self.message.clear();
+        self.oversize = false;
+    }
+
+    /// RFC 3207: after the handshake the client starts over with EHLO.
+    fn after_tls(&mut self) {
+        self.reset();
+        self.tls = true;
+        self.can_starttls = false;
+        self.start_tls = false;
+        self.helo = false;
+        self.login = None;
+    }
+
+    /// AUTH needs TLS unless the configuration or a loopback peer says otherwise.
+    fn auth_allowed(&self) -> bool {
+        let smtp = &self.bridge.config.smtp;
+        self.tls
+            || !smtp.require_tls_for_auth
+            || (smtp.allow_plain_auth_on_loopback && self.peer.ip().is_loopback())
+    }
+
+    /// The largest message this session takes: the server's, lowered by the logged-in
+    /// mailbox's policy.
+    fn size_limit(&self) -> usize {
+        let server = self.bridge.config.smtp.max_message_bytes;
+        match &self.login {
+            Some(login) => server.min(
+                crate::submission::policy::for_mailbox(&self.bridge, &login.primary)
+                    .max_message_bytes,
+            ),
+            None => server,
+        }
     }
 
     /// Consumes as much of `bytes` as the current phase takes and returns the next phase.
@@ -121,12 +199,11 @@ impl Session {
                 }
             },
             Phase::Data(mut data) => {
-                let limit = self.bridge.config.smtp.max_message_bytes;
                 let done = data.ingest(bytes, &mut self.message);
                 if done {
-                    self.finish_data().await;
+                    self.finish_message().await;
                     Phase::Command
-                } else if self.message.len() > limit {
+                } else if self.message.len() > self.size_limit() {
                     self.message.clear();
                     Phase::Discard(DummyDataReceiver::new_data(&data))
                 } else {
@@ -135,14 +212,28 @@ impl Session {
             }
             Phase::Discard(mut dummy) => {
                 if dummy.ingest(bytes) {
-                    let limit = self.bridge.config.smtp.max_message_bytes;
-                    self.reply(&format!(
-                        "552 5.3.4 Message exceeds the limit of {limit} bytes"
-                    ));
-                    self.reset();
+                    self.refuse_oversize();
                     Phase::Command
                 } else {
                     Phase::Discard(dummy)
+                }
+            }
+            Phase::Bdat(mut chunk, last) => {
+                if chunk.ingest(bytes, &mut self.message) {
+                    self.end_chunk(last).await;
+                    Phase::Command
+                } else {
+                    Phase::Bdat(chunk, last)
+                }
+            }
+            Phase::BdatDiscard(mut dummy, last) => {
+                if dummy.ingest(bytes) {
+                    if let Some(last) = last {
+                        self.end_chunk(last).await;
+                    }
+                    Phase::Command
+                } else {
+                    Phase::BdatDiscard(dummy, last)
                 }
             }
             Phase::AuthPlain | Phase::AuthLoginUser | Phase::AuthLoginPassword(_) => {
@@ -152,6 +243,14 @@ impl Session {
                 self.auth_continue(phase, &text).await
             }
         }
+    }
+
+    fn refuse_oversize(&mut self) {
+        let limit = self.size_limit();
+        self.reply(&format!(
+            "552 5.3.4 Message exceeds the limit of {limit} bytes"
+        ));
+        self.reset();
     }
 
     fn syntax_error(&mut self, error: ParseError) {
@@ -176,31 +275,25 @@ impl Session {
 
     async fn command(&mut self, request: Request<String>) -> Phase {
         match request {
-            Request::Ehlo { host } => {
-                self.helo = true;
-                self.reset();
-                let limit = self.bridge.config.smtp.max_message_bytes;
-                self.reply(&format!("250-graphbridge greets {host}"));
-                self.reply(&format!("250-SIZE {limit}"));
-                self.reply("250-8BITMIME");
-                self.reply("250-ENHANCEDSTATUSCODES");
-                self.reply("250-PIPELINING");
-                self.reply("250 AUTH PLAIN LOGIN");
-            }
+            Request::Ehlo { host } => self.ehlo(&host),
             Request::Helo { host } => {
                 self.helo = true;
                 self.reset();
                 self.reply(&format!("250 graphbridge greets {host}"));
             }
             Request::Lhlo { .. } => self.reply("500 5.5.1 This is a submission server, not LMTP"),
+            Request::StartTls => self.starttls(),
             Request::Auth {
                 mechanism,
                 initial_response,
             } => return self.auth_start(mechanism, initial_response).await,
-            Request::Mail { from } => self.mail(from.address),
+            Request::Mail { from } => self.mail(from.address, from.size),
             Request::Rcpt { to } => self.rcpt(to.address),
             Request::Data => return self.data(),
-            Request::Bdat { .. } => self.reply("502 5.5.1 BDAT (CHUNKING) is not supported yet"),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last).await,
             Request::Rset => {
                 self.reset();
                 self.reply("250 2.0.0 Reset");
@@ -210,7 +303,6 @@ impl Session {
                 self.reply("221 2.0.0 Bye");
                 self.quit = true;
             }
-            Request::StartTls => self.reply("502 5.5.1 STARTTLS is not available yet"),
             Request::Vrfy { .. } | Request::Expn { .. } => {
                 self.reply("252 2.5.2 Cannot verify; send and see")
             }
@@ -220,7 +312,37 @@ impl Session {
         Phase::Command
     }
 
-    fn mail(&mut self, from: String) {
+    fn ehlo(&mut self, host: &str) {
+        self.helo = true;
+        self.reset();
+        let limit = self.size_limit();
+        self.reply(&format!("250-graphbridge greets {host}"));
+        self.reply(&format!("250-SIZE {limit}"));
+        self.reply("250-8BITMIME");
+        self.reply("250-SMTPUTF8");
+        self.reply("250-PIPELINING");
+        self.reply("250-CHUNKING");
+        if self.can_starttls {
+            self.reply("250-STARTTLS");
+        }
+        if self.auth_allowed() && self.login.is_none() {
+            self.reply("250-AUTH PLAIN LOGIN");
+        }
+        self.reply("250 ENHANCEDSTATUSCODES");
+    }
+
+    fn starttls(&mut self) {
+        if self.tls {
+            return self.reply("503 5.5.1 TLS is already active");
+        }
+        if !self.can_starttls {
+            return self.reply("454 4.7.0 TLS not available");
+        }
+        self.reply("220 2.0.0 Ready to start TLS");
+        self.start_tls = true;
+    }
+
+    fn mail(&mut self, from: String, declared_size: usize) {
         if self.login.is_none() {
             return self.reply("530 5.7.0 Authentication required");
         }
@@ -230,7 +352,15 @@ impl Session {
         if self.mail_from.is_some() {
             return self.reply("503 5.5.1 MAIL already given");
         }
+        let limit = self.size_limit();
+        if declared_size > limit {
+            return self.reply(&format!(
+                "552 5.3.4 Message size exceeds the limit of {limit} bytes"
+            ));
+        }
         self.mail_from = Some(from);
+        self.message.clear();
+        self.oversize = false;
         self.reply("250 2.1.0 Sender OK");
     }
 
@@ -256,12 +386,63 @@ impl Session {
             self.reply("554 5.5.1 No valid recipients");
             return Phase::Command;
         }
-        self.message.clear();
+        if !self.message.is_empty() {
+            self.reply("503 5.5.1 BDAT already started; DATA cannot follow");
+            return Phase::Command;
+        }
         self.reply("354 Go ahead, end with <CRLF>.<CRLF>");
         Phase::Data(DataReceiver::new())
     }
 
-    async fn finish_data(&mut self) {
+    /// RFC 3030: the chunk is read even when the command is refused, so the stream stays in
+    /// step; the refusal is the reply to the chunk.
+    async fn bdat(&mut self, size: usize, last: bool) -> Phase {
+        let refusal = if self.mail_from.is_none() {
+            Some("503 5.5.1 MAIL first")
+        } else if self.recipients.is_empty() {
+            Some("554 5.5.1 No valid recipients")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.reply(refusal);
+            return match size {
+                0 => Phase::Command,
+                _ => Phase::BdatDiscard(DummyDataReceiver::new_bdat(size), None),
+            };
+        }
+        if self.oversize || self.message.len().saturating_add(size) > self.size_limit() {
+            self.oversize = true;
+            self.message.clear();
+            if size == 0 {
+                self.end_chunk(last).await;
+                return Phase::Command;
+            }
+            return Phase::BdatDiscard(DummyDataReceiver::new_bdat(size), Some(last));
+        }
+        if size == 0 {
+            self.end_chunk(last).await;
+            return Phase::Command;
+        }
+        Phase::Bdat(BdatReceiver::new(size, last), last)
+    }
+
+    async fn end_chunk(&mut self, last: bool) {
+        if !last {
+            let n = self.message.len();
+            return self.reply(&format!("250 2.0.0 {n} octets received"));
+        }
+        if self.oversize || self.mail_from.is_none() {
+            if self.mail_from.is_some() {
+                self.refuse_oversize();
+            }
+            return;
+        }
+        self.finish_message().await;
+    }
+
+    /// Queues the message (durably), tries it at once, and answers.
+    async fn finish_message(&mut self) {
         let (Some(login), Some(mail_from)) = (self.login.clone(), self.mail_from.clone()) else {
             self.reply("503 5.5.1 MAIL first");
             return;
@@ -273,22 +454,34 @@ impl Session {
         let message = std::mem::take(&mut self.message);
         let result = submission::submit(&self.bridge, &login, &envelope, &message).await;
         self.reset();
-        match result {
-            Ok(id) => self.reply(&format!("250 2.0.0 Queued as {id}")),
-            Err(e @ SubmitError::NotAllowedSender { .. }) => self.reply(&format!("550 5.7.1 {e}")),
-            Err(e @ (SubmitError::NoFrom | SubmitError::Unparseable)) => {
-                self.reply(&format!("550 5.6.0 {e}"))
+        let id = match result {
+            Ok(id) => id,
+            Err(e) => {
+                if matches!(
+                    e,
+                    submission::SubmitError::Store(_) | submission::SubmitError::Links(_)
+                ) {
+                    tracing::error!(error = %e, "cannot queue a message");
+                }
+                return self.reply(&e.smtp_reply());
             }
-            Err(SubmitError::Store(e)) => {
-                tracing::error!(error = %e, "cannot queue a message");
-                self.reply("451 4.3.0 Cannot queue the message now, try again")
-            }
+        };
+        outbox::crash_point("after_enqueue");
+        let wait = Duration::from_secs(self.bridge.config.smtp.send_wait_secs);
+        match outbox::send_now(&self.bridge, id, wait).await {
+            Immediate::Sent => self.reply(&format!("250 2.0.0 Sent as {id}")),
+            Immediate::Queued => self.reply(&format!("250 2.0.0 Queued as {id}")),
+            Immediate::Refused(reply) => self.reply(&reply),
         }
     }
 
     async fn auth_start(&mut self, mechanism: u64, initial: String) -> Phase {
         if self.login.is_some() {
             self.reply("503 5.5.1 Already authenticated");
+            return Phase::Command;
+        }
+        if !self.auth_allowed() {
+            self.reply("538 5.7.11 Encryption required: use STARTTLS first");
             return Phase::Command;
         }
         match mechanism {

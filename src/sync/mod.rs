@@ -336,6 +336,11 @@ impl MailboxSync {
         self.graph.send_mime(message).await
     }
 
+    /// The account's Graph client, for the outbox worker's draft-based sends.
+    pub fn graph_client(&self) -> Arc<GraphClient> {
+        self.graph.clone()
+    }
+
     /// Runs a sync pass now (after a send, or when a client asks), logging failures.
     pub async fn refresh_now(&self) {
         if let Err(e) = self.sync_once().await {

@@ -227,6 +227,33 @@ impl GraphPeek {
         }
     }
 
+    /// Display names of every folder, through folder delta.
+    pub async fn folder_names(&self) -> Vec<String> {
+        let mut url = format!("{}/me/mailFolders/delta", self.base);
+        let mut names = Vec::new();
+        loop {
+            let page: serde_json::Value = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("folder delta")
+                .json()
+                .await
+                .expect("folder delta JSON");
+            for folder in page["value"].as_array().cloned().unwrap_or_default() {
+                if let Some(name) = folder["displayName"].as_str() {
+                    names.push(name.to_string());
+                }
+            }
+            match page["@odata.nextLink"].as_str() {
+                Some(next) => url = next.to_string(),
+                None => return names,
+            }
+        }
+    }
+
     /// Every message of a folder with the selected fields, through a fresh delta.
     pub async fn folder_messages(&self, folder: &str, select: &str) -> Vec<serde_json::Value> {
         let mut url = format!(

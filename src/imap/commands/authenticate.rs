@@ -1,6 +1,5 @@
 //! LOGIN and AUTHENTICATE PLAIN (with SASL-IR).
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
@@ -68,7 +67,7 @@ pub async fn data(session: &mut Session, data: AuthenticateData<'static>) -> Ste
     }
 }
 
-async fn plain(session: &mut Session, tag: Tag<'static>, response: &Cow<'_, [u8]>) -> Step {
+async fn plain(session: &mut Session, tag: Tag<'static>, response: &[u8]) -> Step {
     let decoded = match auth::decode_sasl_plain(response) {
         Ok(decoded) => decoded,
         Err(_) => {
@@ -94,7 +93,8 @@ async fn log_in(
     match auth::authenticate(&session.bridge.store, user, password, authzid).await {
         Ok(login) => {
             let visible = VisibleMailbox::layout(&login.mailboxes);
-            session.login = Some(LoggedIn { login, visible });
+            tracing::debug!(peer = %session.peer, user = %login.user.name, "IMAP login");
+            session.login = Some(LoggedIn { visible });
             session
                 .pending
                 .push(Data::Capability(capabilities(true)).into());

@@ -13,6 +13,7 @@ use crate::mailstore::{folders, SpecialUse};
 struct Entry {
     name: String,
     attributes: Vec<FlagNameAttribute<'static>>,
+    subscribed: bool,
 }
 
 pub async fn list(
@@ -44,7 +45,7 @@ pub async fn list(
         Err(text) => return Outcome::no(text),
     };
     for entry in entries {
-        if list_matches(&full_pattern, &entry.name) {
+        if list_matches(&full_pattern, &entry.name) && (entry.subscribed || !subscribed_only) {
             session
                 .pending
                 .push(list_data(subscribed_only, &entry.name, entry.attributes).into());
@@ -70,11 +71,13 @@ async fn all_entries(session: &Session) -> Result<Vec<Entry>, String> {
                 entries.push(Entry {
                     name: SHARED_PREFIX.into(),
                     attributes: vec![FlagNameAttribute::Noselect],
+                    subscribed: false,
                 });
             }
             entries.push(Entry {
                 name: mailbox.prefix.trim_end_matches('/').to_string(),
                 attributes: vec![FlagNameAttribute::Noselect],
+                subscribed: false,
             });
         }
         let account = mailbox.record.account_id();
@@ -92,6 +95,7 @@ async fn all_entries(session: &Session) -> Result<Vec<Entry>, String> {
                     .and_then(special_use_attribute)
                     .into_iter()
                     .collect(),
+                subscribed: folder.subscribed,
             });
         }
     }

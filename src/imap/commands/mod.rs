@@ -1,9 +1,13 @@
 //! IMAP command handlers, one file per command family. Each handler pushes untagged data to
 //! `session.pending` and returns the [`Outcome`] that becomes the tagged status.
 
+pub mod append;
 pub mod authenticate;
+pub mod copy;
+pub mod expunge;
 pub mod fetch;
 pub mod list;
+pub mod mailbox;
 pub mod search;
 pub mod select;
 pub mod store;
@@ -11,15 +15,24 @@ pub mod store;
 use imap_next::imap_types::core::{Tag, Text, Vec1};
 use imap_next::imap_types::response::{Capability, Code, CodeOther, Data, Status};
 
+use std::sync::Arc;
+
+use imap_next::imap_types::mailbox::Mailbox;
+
+use super::names::{self, VisibleMailbox};
 use super::session::Session;
+use crate::mailstore::{folders, FolderRecord, SigninState};
+use crate::sync::MailboxSync;
 
 /// How a command ended: becomes `tag OK|NO|BAD [code] text`.
+#[derive(Debug)]
 pub struct Outcome {
     kind: Kind,
     code: Option<Code<'static>>,
     text: String,
 }
 
+#[derive(Debug)]
 enum Kind {
     Ok,
     No,
@@ -49,6 +62,10 @@ impl Outcome {
             code: None,
             text: text.into(),
         }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self.kind, Kind::Ok)
     }
 
     pub fn with_code(mut self, code: Code<'static>) -> Outcome {
@@ -102,6 +119,12 @@ pub fn capabilities(logged_in: bool) -> Vec1<Capability<'static>> {
     }
     caps.push(Capability::Idle);
     caps.push(Capability::Binary);
+    caps.push(Capability::LiteralPlus);
+    caps.push(Capability::UidPlus);
+    caps.push(Capability::Move);
+    caps.push(Capability::Unselect);
+    caps.push(Capability::Namespace);
+    caps.push(Capability::Id);
     caps.push(Capability::try_from("SPECIAL-USE").unwrap_or(Capability::Imap4Rev1));
     caps.dedup();
     Vec1::unvalidated(caps)
@@ -114,8 +137,155 @@ pub fn capability(session: &mut Session) -> Outcome {
     Outcome::ok("CAPABILITY completed")
 }
 
+/// NAMESPACE (RFC 2342): the personal mailbox at the top, the others under `Shared/`.
+pub fn namespace(session: &mut Session) -> Outcome {
+    use imap_next::imap_types::core::{IString, QuotedChar};
+    use imap_next::imap_types::extensions::namespace::Namespace;
+    let delimiter = QuotedChar::try_from('/').ok();
+    let space = |prefix: &str| {
+        IString::try_from(prefix.to_string())
+            .ok()
+            .map(|p| vec![Namespace::new(p, delimiter)])
+            .unwrap_or_default()
+    };
+    let has_shared = session.login.as_ref().is_some_and(|l| l.visible.len() > 1);
+    let shared = if has_shared {
+        space(&format!("{}/", names::SHARED_PREFIX))
+    } else {
+        Vec::new()
+    };
+    session.pending.push(
+        Data::Namespace {
+            personal: space(""),
+            other: Vec::new(),
+            shared,
+        }
+        .into(),
+    );
+    Outcome::ok("NAMESPACE completed")
+}
+
+/// ID (RFC 2971): says who this server is; what the client says is only logged.
+pub fn id(
+    session: &mut Session,
+    parameters: Option<
+        Vec<(
+            imap_next::imap_types::core::IString<'static>,
+            imap_next::imap_types::core::NString<'static>,
+        )>,
+    >,
+) -> Outcome {
+    use imap_next::imap_types::core::{IString, NString};
+    if let Some(parameters) = &parameters {
+        let text: Vec<String> = parameters
+            .iter()
+            .map(|(k, v)| {
+                let value =
+                    v.0.as_ref()
+                        .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned());
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k.as_ref()),
+                    value.unwrap_or_default()
+                )
+            })
+            .collect();
+        tracing::debug!(peer = %session.peer, client = text.join(", "), "IMAP ID");
+    }
+    let pair = |k: &str, v: &str| -> Option<(IString<'static>, NString<'static>)> {
+        Some((
+            IString::try_from(k.to_string()).ok()?,
+            NString(Some(IString::try_from(v.to_string()).ok()?)),
+        ))
+    };
+    let ours: Vec<_> = [
+        pair("name", "graphbridge"),
+        pair("version", env!("CARGO_PKG_VERSION")),
+        pair("vendor", "graphbridge"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    session.pending.push(
+        Data::Id {
+            parameters: Some(ours),
+        }
+        .into(),
+    );
+    Outcome::ok("ID completed")
+}
+
 /// The session sends the untagged BYE before this tagged OK and then closes.
 pub fn logout(session: &mut Session) -> Outcome {
     session.logout = true;
     Outcome::ok("LOGOUT completed")
+}
+
+/// A client-named folder, found: the mailbox it is in, that mailbox's sync engine, the folder.
+pub struct Located {
+    pub mailbox: VisibleMailbox,
+    pub sync: Arc<MailboxSync>,
+    /// The folder path inside the mailbox (without the `Shared/<address>/` prefix).
+    pub path: String,
+    pub folder: Option<FolderRecord>,
+}
+
+/// Finds the mailbox and folder a client-given name refers to. `Err` is the answer to give.
+pub async fn locate(session: &Session, mailbox: &Mailbox<'_>) -> Result<Located, Outcome> {
+    let Some(name) = names::mailbox_name(mailbox) else {
+        return Err(Outcome::bad("Mailbox name is not valid modified UTF-7"));
+    };
+    let Some(logged_in) = &session.login else {
+        return Err(Outcome::bad("Not logged in"));
+    };
+    let Some((visible, path)) = names::resolve(&logged_in.visible, &name) else {
+        return Err(Outcome::no(format!("No such mailbox: {name}")).with_atom_code("NONEXISTENT"));
+    };
+    let Some(sync) = session.bridge.sync_for(&visible.record) else {
+        return Err(not_signed_in(
+            &visible.record.address,
+            visible.record.signin_state,
+        ));
+    };
+    let account = visible.record.account_id();
+    let lookup = path.clone();
+    let folder = session
+        .bridge
+        .store
+        .call(move |c| folders::folder_by_path(c, account, &lookup))
+        .await
+        .map_err(|e| Outcome::no(format!("Cannot read folders: {e}")))?;
+    Ok(Located {
+        mailbox: visible.clone(),
+        sync,
+        path,
+        folder,
+    })
+}
+
+/// The answer when a mailbox has no usable Microsoft sign-in.
+pub fn not_signed_in(address: &str, state: SigninState) -> Outcome {
+    let text = match state {
+        SigninState::NeedsSignin => format!(
+            "Microsoft refused the stored sign-in of {address}; an administrator must run `graphbridge mailbox signin {address}`"
+        ),
+        _ => format!(
+            "{address} is not signed in to Microsoft yet; an administrator must run `graphbridge mailbox signin {address}`"
+        ),
+    };
+    Outcome::no(text).with_atom_code("UNAVAILABLE")
+}
+
+/// A sync failure as the tagged answer, with the reason.
+pub fn sync_failure(what: &str, error: crate::sync::SyncError) -> Outcome {
+    match error {
+        crate::sync::SyncError::Gone => Outcome::no(format!(
+            "{what}: the message was deleted in Microsoft 365 meanwhile"
+        ))
+        .with_atom_code("EXPUNGEISSUED"),
+        crate::sync::SyncError::Graph(e) if e.needs_signin() => {
+            Outcome::no(format!("{what}: {e}")).with_atom_code("UNAVAILABLE")
+        }
+        other => Outcome::no(format!("{what}: Microsoft 365 refused: {other}")),
+    }
 }

@@ -8,49 +8,36 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data, Status};
 
 use super::Outcome;
-use crate::imap::names;
 use crate::imap::selected::Selected;
 use crate::imap::session::Session;
-use crate::mailstore::{folders, messages, Flags, SigninState};
+use crate::mailstore::{messages, Flags};
 
 pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only: bool) -> Outcome {
     // RFC 3501: a failed SELECT leaves no folder selected.
     session.selected = None;
-    let Some(name) = names::mailbox_name(&mailbox) else {
-        return Outcome::bad("Mailbox name is not valid modified UTF-7");
+    let located = match super::locate(session, &mailbox).await {
+        Ok(located) => located,
+        Err(outcome) => return outcome,
     };
-    let Some(logged_in) = &session.login else {
-        return Outcome::bad("Not logged in");
+    let Some(folder) = located.folder else {
+        return Outcome::no(format!("No such mailbox: {}", located.path))
+            .with_atom_code("NONEXISTENT");
     };
-    let Some((visible, path)) = names::resolve(&logged_in.visible, &name) else {
-        return Outcome::no(format!("No such mailbox: {name}"));
-    };
-    let visible = visible.clone();
-    let Some(sync) = session.bridge.sync_for(&visible.record) else {
-        return not_signed_in(&visible.record.address, visible.record.signin_state);
-    };
-    let account = visible.record.account_id();
-    let found = session
+    let folder_id = folder.id;
+    let list = match session
         .bridge
         .store
-        .call(move |c| {
-            let Some(folder) = folders::folder_by_path(c, account, &path)? else {
-                return Ok(None);
-            };
-            let list = messages::list_messages(c, folder.id)?;
-            Ok(Some((folder, list)))
-        })
-        .await;
-    let (folder, list) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return Outcome::no(format!("No such mailbox: {name}")),
+        .call(move |c| messages::list_messages(c, folder_id))
+        .await
+    {
+        Ok(list) => list,
         Err(e) => return Outcome::no(format!("Cannot open the mailbox: {e}")),
     };
     let selected = Selected {
-        mailbox: visible,
-        changes: sync.subscribe(),
-        _hot: sync.watch_folder(folder.id).await,
-        sync,
+        mailbox: located.mailbox,
+        changes: located.sync.subscribe(),
+        _hot: located.sync.watch_folder(folder.id).await,
+        sync: located.sync,
         folder,
         read_only,
         messages: list,
@@ -68,18 +55,6 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
         "SELECT completed"
     })
     .with_code(code)
-}
-
-fn not_signed_in(address: &str, state: SigninState) -> Outcome {
-    let text = match state {
-        SigninState::NeedsSignin => format!(
-            "Microsoft refused the stored sign-in of {address}; an administrator must run `graphbridge mailbox signin {address}`"
-        ),
-        _ => format!(
-            "{address} is not signed in to Microsoft yet; an administrator must run `graphbridge mailbox signin {address}`"
-        ),
-    };
-    Outcome::no(text).with_atom_code("UNAVAILABLE")
 }
 
 /// The untagged responses RFC 3501 requires after a successful SELECT or EXAMINE.

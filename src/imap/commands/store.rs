@@ -1,5 +1,7 @@
 //! STORE and UID STORE: flag changes are written to Graph first and answered OK only once
-//! Graph accepted them (ARCHITECTURE invariant 4).
+//! Graph accepted them (ARCHITECTURE invariant 4). \Seen, \Flagged, \Answered, $Forwarded and
+//! keywords (as Graph categories) reach Graph; \Deleted is the bridge's own until EXPUNGE;
+//! \Draft is fixed when Graph creates a message and cannot change.
 
 use std::num::NonZeroU32;
 
@@ -9,19 +11,52 @@ use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 
-use super::Outcome;
-use crate::imap::selected::flag_list;
+use super::{sync_failure, Outcome};
+use crate::imap::selected::{flag_list, keyword_of_category};
 use crate::imap::session::Session;
-use crate::mailstore::Flags;
-use crate::sync::SyncError;
+use crate::mailstore::{Flags, MessageRecord};
+use crate::sync::{SyncError, CATEGORY_SEPARATOR};
 
-/// The flags that reach Graph so far: \Seen (isRead) and \Flagged (flag.flagStatus).
-fn supported_bit(flag: &Flag<'_>) -> Option<u32> {
-    match flag {
-        Flag::Seen => Some(Flags::SEEN),
-        Flag::Flagged => Some(Flags::FLAGGED),
-        _ => None,
+const FORWARDED: &str = "$Forwarded";
+
+/// The flag bits and the keywords (other than $Forwarded) of a flag list. Keywords are
+/// returned as Graph categories joined by the separator; a keyword that names one of
+/// `existing`'s categories keeps that category's exact text.
+pub fn flags_and_keywords(flags: &[Flag<'_>], existing: &str) -> Result<(Flags, String), Outcome> {
+    let mut bits = Flags::default();
+    let mut categories: Vec<String> = Vec::new();
+    for flag in flags {
+        match flag {
+            Flag::Seen => bits = bits.with(Flags::SEEN, true),
+            Flag::Flagged => bits = bits.with(Flags::FLAGGED, true),
+            Flag::Answered => bits = bits.with(Flags::ANSWERED, true),
+            Flag::Deleted => bits = bits.with(Flags::DELETED, true),
+            Flag::Draft => bits = bits.with(Flags::DRAFT, true),
+            Flag::Keyword(atom) if atom.as_ref().eq_ignore_ascii_case(FORWARDED) => {
+                bits = bits.with(Flags::FORWARDED, true)
+            }
+            Flag::Keyword(atom) => {
+                let category = category_for(atom.as_ref(), existing);
+                if !categories.contains(&category) {
+                    categories.push(category);
+                }
+            }
+            Flag::Extension(_) => {
+                return Err(Outcome::bad(format!(
+                    "{flag} is not a flag a client may set"
+                )))
+            }
+        }
     }
+    Ok((bits, categories.join(CATEGORY_SEPARATOR)))
+}
+
+fn category_for(keyword: &str, existing: &str) -> String {
+    existing
+        .split(CATEGORY_SEPARATOR)
+        .find(|c| keyword_of_category(c).eq_ignore_ascii_case(keyword))
+        .unwrap_or(keyword)
+        .to_string()
 }
 
 pub async fn store(
@@ -38,23 +73,18 @@ pub async fn store(
     if selected.read_only {
         return Outcome::no("The mailbox is open read-only (EXAMINE)").with_atom_code("READ-ONLY");
     }
-    let mut bits = 0;
-    for flag in &flags {
-        match supported_bit(flag) {
-            Some(bit) => bits |= bit,
-            None => {
-                return Outcome::no(format!(
-                    "Only \\Seen and \\Flagged can be stored in Microsoft 365 by this bridge yet, not {flag}"
-                ))
-            }
-        }
-    }
     let targets = selected.resolve(&set, uid);
     let mut answers = Vec::new();
     for (seq, index) in targets {
         let message = selected.messages[index].clone();
-        let new = apply(message.flags, kind, bits);
-        if new != message.flags {
+        let (new_flags, new_keywords) = match apply(&message, kind, &flags) {
+            Ok(change) => change,
+            Err(outcome) => {
+                session.pending.extend(answers.into_iter().map(Into::into));
+                return outcome;
+            }
+        };
+        if new_flags != message.flags || new_keywords != message.keywords {
             let result = selected
                 .sync
                 .store_flags(
@@ -62,21 +92,22 @@ pub async fn store(
                     message.uid,
                     &message.graph_id,
                     (message.flags, &message.keywords),
-                    new,
-                    &message.keywords,
+                    new_flags,
+                    &new_keywords,
                 )
                 .await;
             match result {
                 Ok(modseq) => {
                     let known = &mut selected.messages[index];
-                    known.flags = new;
+                    known.flags = new_flags;
+                    known.keywords = new_keywords;
                     known.modseq = modseq;
                 }
                 // Deleted in Outlook meanwhile: nothing to change; the next NOOP expunges it.
                 Err(SyncError::Gone) => continue,
                 Err(e) => {
                     session.pending.extend(answers.into_iter().map(Into::into));
-                    return Outcome::no(format!("Microsoft 365 refused the change: {e}"));
+                    return sync_failure("STORE failed", e);
                 }
             }
         }
@@ -92,21 +123,53 @@ pub async fn store(
     Outcome::ok("STORE completed")
 }
 
-/// The flags a message has after `kind` applies `bits` (only the supported flags change).
-fn apply(old: Flags, kind: StoreType, bits: u32) -> Flags {
-    let supported = Flags::SEEN | Flags::FLAGGED;
-    match kind {
-        StoreType::Add => Flags(old.0 | bits),
-        StoreType::Remove => Flags(old.0 & !bits),
-        StoreType::Replace => Flags((old.0 & !supported) | bits),
+/// The flags and categories a message has after the STORE.
+fn apply(
+    message: &MessageRecord,
+    kind: StoreType,
+    flags: &[Flag<'_>],
+) -> Result<(Flags, String), Outcome> {
+    let (bits, keywords) = flags_and_keywords(flags, &message.keywords)?;
+    let old_categories: Vec<&str> = message
+        .keywords
+        .split(CATEGORY_SEPARATOR)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let given: Vec<&str> = keywords
+        .split(CATEGORY_SEPARATOR)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let (new_flags, categories): (Flags, Vec<&str>) = match kind {
+        StoreType::Add => {
+            let mut all = old_categories.clone();
+            all.extend(given.iter().filter(|g| !old_categories.contains(g)));
+            (Flags(message.flags.0 | bits.0), all)
+        }
+        StoreType::Remove => (
+            Flags(message.flags.0 & !bits.0),
+            old_categories
+                .into_iter()
+                .filter(|c| !given.contains(c))
+                .collect(),
+        ),
+        // \Draft cannot change, so a replacement that leaves it out keeps it.
+        StoreType::Replace => (
+            bits.with(
+                Flags::DRAFT,
+                bits.has(Flags::DRAFT) || message.flags.has(Flags::DRAFT),
+            ),
+            given,
+        ),
+    };
+    if new_flags.has(Flags::DRAFT) != message.flags.has(Flags::DRAFT) {
+        return Err(Outcome::no(
+            "\\Draft cannot change: Microsoft 365 fixes it when a message is created",
+        ));
     }
+    Ok((new_flags, categories.join(CATEGORY_SEPARATOR)))
 }
 
-fn fetch_flags(
-    seq: NonZeroU32,
-    uid: bool,
-    message: &crate::mailstore::MessageRecord,
-) -> Data<'static> {
+fn fetch_flags(seq: NonZeroU32, uid: bool, message: &MessageRecord) -> Data<'static> {
     let mut items = vec![MessageDataItem::Flags(flag_list(message))];
     if uid {
         if let Some(u) = NonZeroU32::new(message.uid) {
@@ -122,25 +185,55 @@ fn fetch_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imap_next::imap_types::core::Atom;
+
+    fn record(flags: u32, keywords: &str) -> MessageRecord {
+        MessageRecord {
+            uid: 1,
+            graph_id: "x".into(),
+            flags: Flags(flags),
+            keywords: keywords.into(),
+            internal_date: 0,
+            modseq: 1,
+            size: None,
+        }
+    }
+
+    fn keyword(k: &str) -> Flag<'static> {
+        Flag::Keyword(Atom::try_from(k.to_string()).expect("atom"))
+    }
 
     #[test]
-    fn store_kinds_change_only_supported_flags() {
-        let deleted_seen = Flags(Flags::DELETED | Flags::SEEN);
-        assert_eq!(
-            apply(deleted_seen, StoreType::Replace, Flags::FLAGGED),
-            Flags(Flags::DELETED | Flags::FLAGGED)
-        );
-        assert_eq!(
-            apply(deleted_seen, StoreType::Remove, Flags::SEEN),
-            Flags(Flags::DELETED)
-        );
-        assert_eq!(
-            apply(
-                Flags::default(),
-                StoreType::Add,
-                Flags::SEEN | Flags::FLAGGED
-            ),
-            Flags(Flags::SEEN | Flags::FLAGGED)
-        );
+    fn store_kinds() {
+        let m = record(Flags::DELETED | Flags::SEEN, "Red category\nKunde");
+        let (flags, cats) = apply(&m, StoreType::Replace, &[Flag::Flagged]).expect("replace");
+        assert_eq!(flags, Flags(Flags::FLAGGED));
+        assert_eq!(cats, "");
+        let (flags, cats) = apply(
+            &m,
+            StoreType::Remove,
+            &[Flag::Seen, keyword("Red_category")],
+        )
+        .expect("remove");
+        assert_eq!(flags, Flags(Flags::DELETED));
+        assert_eq!(cats, "Kunde", "the keyword names the category it came from");
+        let (flags, cats) = apply(
+            &m,
+            StoreType::Add,
+            &[keyword("$Forwarded"), keyword("Urgent")],
+        )
+        .expect("add");
+        assert!(flags.has(Flags::FORWARDED) && flags.has(Flags::SEEN));
+        assert_eq!(cats, "Red category\nKunde\nUrgent");
+    }
+
+    #[test]
+    fn draft_cannot_change() {
+        let m = record(0, "");
+        assert!(apply(&m, StoreType::Add, &[Flag::Draft]).is_err());
+        let d = record(Flags::DRAFT, "");
+        assert!(apply(&d, StoreType::Add, &[Flag::Seen]).is_ok());
+        let (flags, _) = apply(&d, StoreType::Replace, &[Flag::Seen]).expect("replace keeps draft");
+        assert!(flags.has(Flags::DRAFT));
     }
 }
