@@ -6,6 +6,7 @@
 mod commands;
 pub mod fetch;
 pub mod names;
+pub mod search;
 mod selected;
 mod session;
 

@@ -336,6 +336,11 @@ impl Session {
             } if selected => {
                 commands::store::store(self, sequence_set, kind, response, flags, uid).await
             }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } if selected => commands::search::search(self, charset, criteria, uid).await,
             CommandBody::Close
             | CommandBody::Unselect
             | CommandBody::Fetch { .. }

@@ -8,6 +8,7 @@ pub mod expunge;
 pub mod fetch;
 pub mod list;
 pub mod mailbox;
+pub mod search;
 pub mod select;
 pub mod store;
 

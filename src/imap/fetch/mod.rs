@@ -14,13 +14,13 @@
 //! and only BINARY can refuse, for an unknown Content-Transfer-Encoding.
 
 mod address;
-mod binary;
+pub(crate) mod binary;
 mod bodystructure;
 mod envelope;
-mod header;
+pub(crate) mod header;
 mod lexer;
-mod mime;
-mod params;
+pub(crate) mod mime;
+pub(crate) mod params;
 mod section;
 mod strings;
 
