@@ -207,7 +207,15 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     };
     let running = demo::start(options).await?;
     println!("graphbridge demo is running (Ctrl-C stops it)");
-    println!("  IMAP      {}   (no TLS)", running.running.imap);
+    println!(
+        "  IMAP      {}   (STARTTLS; LOGIN also without TLS on loopback)",
+        running.running.imap
+    );
+    if let Some(imaps) = running.running.imaps {
+        println!(
+            "  IMAPS     {imaps}   (implicit TLS, self-signed certificate in the data folder)"
+        );
+    }
     println!(
         "  SMTP      {}   (submission, STARTTLS; AUTH without TLS on loopback)",
         running.running.smtp

@@ -404,7 +404,12 @@ impl Session {
     }
 
     /// Queues the untagged data a command produced, then its tagged status.
-    fn finish(&mut self, server: &mut Server, tag: Tag<'static>, outcome: Outcome) -> ResponseHandle {
+    fn finish(
+        &mut self,
+        server: &mut Server,
+        tag: Tag<'static>,
+        outcome: Outcome,
+    ) -> ResponseHandle {
         for untagged in self.pending.drain(..) {
             match untagged {
                 Untagged::Data(data) => server.enqueue_data(data),
