@@ -13,6 +13,7 @@ pub mod demo;
 pub mod emulator;
 pub mod graph;
 pub mod imap;
+pub mod listener;
 pub mod mailstore;
 pub mod secrets;
 pub mod smtp;
