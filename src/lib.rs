@@ -15,6 +15,7 @@ pub mod graph;
 pub mod imap;
 pub mod listener;
 pub mod mailstore;
+pub mod rfc822;
 pub mod secrets;
 pub mod smtp;
 pub mod submission;

@@ -247,7 +247,7 @@ impl MailboxSync {
         }
         let raw = match self.graph.mime(graph_id).await {
             // IMAP requires CRLF; the stored bytes are the served bytes, so fix them once here.
-            Ok(raw) => crate::imap::fetch::normalize_line_endings(&raw).into_owned(),
+            Ok(raw) => crate::rfc822::normalize_line_endings(&raw).into_owned(),
             Err(e) if e.is_not_found() => return Err(SyncError::Gone),
             Err(e) => return Err(e.into()),
         };
