@@ -7,10 +7,10 @@
 //! `emulator` is a stand-in Microsoft 365 used by the demo, the tests and the benchmarks.
 
 // The fronts.
+pub mod admin;
 pub mod imap;
 pub mod smtp;
 pub mod submission;
-pub mod admin;
 
 // The store.
 pub mod mailstore;
