@@ -84,10 +84,18 @@ async fn a_demo_with_a_data_folder_continues_where_it_stopped() {
     let after = uid_state_of(second.running.imap, "Archive").await;
     let mut imap = Imap::login(second.running.imap, DEMO_USER, DEMO_PASSWORD).await;
     imap.cmd("EXAMINE Archive").await.assert_ok();
-    let fetch = imap.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    let fetch = imap
+        .cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
     second.stop().await;
-    assert_eq!(before, after, "same UIDVALIDITY and UIDs in a folder that changed");
-    assert!(fetch.find("kept").is_some(), "the appended message is still there");
+    assert_eq!(
+        before, after,
+        "same UIDVALIDITY and UIDs in a folder that changed"
+    );
+    assert!(
+        fetch.find("kept").is_some(),
+        "the appended message is still there"
+    );
 }
 
 async fn uid_state_of(addr: std::net::SocketAddr, folder: &str) -> (String, Vec<String>) {
