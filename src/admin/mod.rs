@@ -99,6 +99,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(web::routes())
         .nest("/api/v1", api::routes())
+        .merge(crate::sync::push::routes(state.bridge.clone()))
         .with_state(state)
 }
 

@@ -102,6 +102,10 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 3: Exchange's size estimate of each message: plans body fetches, never served.
+    r#"
+    ALTER TABLE messages ADD COLUMN size_estimate INTEGER;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
