@@ -179,7 +179,7 @@ impl MailboxSync {
                 Err(e) => tracing::warn!(account = self.account_id, error = %e, "sync failed"),
             }
             // Subscriptions once the folders are known; they live as long as this loop.
-            if push.is_none() && last_full.is_some() {
+            if push.is_none() && last_full.is_some() && self.push_enabled() {
                 push = Some(tokio::spawn(self.clone().run_push(shutdown.clone())));
             }
             tokio::select! {

@@ -62,6 +62,13 @@ impl MailboxSync {
         ));
         push.client_state = crate::graph::Pkce::new().verifier;
         push.client_state.truncate(64);
+        drop(push);
+        // A running loop starts the subscriptions at its next turn.
+        self.wake();
+    }
+
+    pub(super) fn push_enabled(&self) -> bool {
+        self.push_url().is_some()
     }
 
     fn push_url(&self) -> Option<(String, String)> {
