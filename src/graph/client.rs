@@ -82,6 +82,12 @@ impl GraphClient {
         format!("{}{}", self.base, path)
     }
 
+    /// Whether `url` (a stored nextLink or deltaLink) points at this client's Graph endpoint.
+    pub fn is_own_url(&self, url: &str) -> bool {
+        url.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+
     /// Absolute URL of a path under the signed-in user (`/mailFolders` → `…/v1.0/me/mailFolders`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{}{}", self.base, self.user_path, path)

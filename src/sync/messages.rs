@@ -20,7 +20,13 @@ impl MailboxSync {
         &self,
         folder: &FolderRecord,
     ) -> Result<ApplyOutcome, SyncError> {
-        if let Some(link) = folder.delta_link.clone() {
+        // A link from another Graph endpoint (the configuration changed) would only fail:
+        // reconcile with a fresh listing instead.
+        let link = folder
+            .delta_link
+            .clone()
+            .filter(|link| self.graph.is_own_url(link));
+        if let Some(link) = link {
             match self.run_delta(folder, link, None).await {
                 Err(SyncError::Graph(e)) if e.is_sync_state_lost() => {
                     tracing::info!(folder = %folder.path, "delta token expired, reconciling");

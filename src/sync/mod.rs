@@ -165,15 +165,14 @@ impl MailboxSync {
         let mut push: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let full_due = last_full.is_none_or(|t| t.elapsed() >= schedule.full);
-            let result = if full_due {
+            if full_due {
                 last_full = Some(tokio::time::Instant::now());
-                self.sync_once().await
-            } else {
-                self.sync_hot_folders().await
-            };
-            let result = match result {
-                Ok(()) => self.fetch_missing_bodies().await.map(drop),
-                Err(e) => Err(e),
+            }
+            // A pass stops where it is at shutdown: every page and body is committed on its
+            // own, and the delta link only once the folder is done, so nothing is half-applied.
+            let result = tokio::select! {
+                result = self.poll_pass(full_due) => result,
+                _ = shutdown.changed() => break,
             };
             match result {
                 Ok(()) => {}
@@ -202,6 +201,16 @@ impl MailboxSync {
                 push.abort();
             }
         }
+    }
+
+    /// One pass of the poll loop: everything or the open folders, then missing bodies.
+    async fn poll_pass(&self, full: bool) -> Result<(), SyncError> {
+        if full {
+            self.sync_once().await?;
+        } else {
+            self.sync_hot_folders().await?;
+        }
+        self.fetch_missing_bodies().await.map(drop)
     }
 
     /// A delta pass over the folders IMAP sessions have open.
