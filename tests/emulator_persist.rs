@@ -1,7 +1,6 @@
 //! Contract tests for what survives an emulator restart: stable ids for fixture content,
 //! and dump/reload of the whole state.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use emulator_common::*;

@@ -3,7 +3,6 @@
 //! 100,000-message mailbox (`cargo test --release --test emulator_scale -- --ignored
 //! --nocapture`); no test asserts a timing.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use std::time::Instant;
