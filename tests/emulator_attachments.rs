@@ -1,6 +1,5 @@
 //! Contract tests for attachments and upload sessions.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use base64::Engine;

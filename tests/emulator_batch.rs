@@ -1,6 +1,5 @@
 //! Contract tests for JSON batching (`POST /v1.0/$batch`).
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use base64::Engine;

@@ -1,7 +1,6 @@
 //! Contract tests for the Graph emulator, written from `graph-facts.md`: they speak plain HTTP
 //! to an emulator started in-process and assert the documented shapes, codes and error bodies.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use emulator_common::*;

@@ -1,6 +1,5 @@
 //! Contract tests for folder copy, PATCH of draft content, and `$count`.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use emulator_common::*;

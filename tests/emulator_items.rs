@@ -1,6 +1,5 @@
 //! Contract tests for folder and message write operations, listing, and folder delta.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use emulator_common::*;

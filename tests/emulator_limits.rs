@@ -1,6 +1,5 @@
 //! Contract tests for throttling, faults, the control endpoints, and the rest of sign-in.
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use base64::Engine;

@@ -1,7 +1,6 @@
 //! Contract tests for change notifications: `/subscriptions` with the validation handshake,
 //! renew, delete, list, and notifications POSTed to a small local receiver (with retries).
 
-#[path = "emulator_common.rs"]
 mod emulator_common;
 
 use std::sync::{Arc, Mutex};
