@@ -42,6 +42,10 @@ pub(super) struct Session {
     pub acceptor: Option<TlsAcceptor>,
     /// STARTTLS was accepted: the TLS handshake follows the OK.
     pub starttls: bool,
+    /// CONDSTORE is enabled (RFC 7162): by ENABLE or by the first command that uses it.
+    pub condstore: bool,
+    /// QRESYNC is enabled (ENABLE QRESYNC): expunges are reported as VANISHED.
+    pub qresync: bool,
 }
 
 /// An untagged response: data, or a status such as `* OK [UIDVALIDITY 3]`.
@@ -87,6 +91,8 @@ pub(super) async fn run(
         idling: None,
         logout: false,
         starttls: false,
+        condstore: false,
+        qresync: false,
     };
     let Some(mut server) = new_server(&session, true) else {
         return;
@@ -157,12 +163,7 @@ fn new_server(session: &Session, greet: bool) -> Option<Server> {
     let mut server = Server::new(options, greeting);
     if !greet {
         use imap_next::{Interrupt, Io, State};
-        loop {
-            match State::next(&mut server) {
-                Err(Interrupt::Io(Io::Output(_))) => continue,
-                _ => break,
-            }
-        }
+        while let Err(Interrupt::Io(Io::Output(_))) = State::next(&mut server) {}
     }
     Some(server)
 }
@@ -270,12 +271,15 @@ impl Session {
                 reference,
                 mailbox_wildcard,
             } => commands::list::list(self, reference, mailbox_wildcard, true).await,
-            CommandBody::Select { mailbox, .. } => {
-                commands::select::select(self, mailbox, false).await
-            }
-            CommandBody::Examine { mailbox, .. } => {
-                commands::select::select(self, mailbox, true).await
-            }
+            CommandBody::Enable { capabilities } => commands::enable::enable(self, capabilities),
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => commands::select::select(self, mailbox, false, parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => commands::select::select(self, mailbox, true, parameters).await,
             CommandBody::Namespace => commands::namespace(self),
             CommandBody::Id { parameters } => commands::id(self, parameters),
             CommandBody::Create { mailbox } => commands::mailbox::create(self, mailbox).await,
@@ -322,9 +326,10 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } if selected => {
-                commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid).await
+                commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
             }
             CommandBody::Store {
                 sequence_set,
@@ -332,9 +337,10 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } if selected => {
-                commands::store::store(self, sequence_set, kind, response, flags, uid).await
+                commands::store::store(self, sequence_set, kind, response, flags, uid, modifiers)
+                    .await
             }
             CommandBody::Search {
                 charset,
