@@ -138,6 +138,11 @@ pub fn capabilities(session: &Session) -> Vec1<Capability<'static>> {
     caps.push(Capability::CondStore);
     caps.push(Capability::QResync);
     caps.push(Capability::StatusSize);
+    for name in ["CHILDREN", "LIST-STATUS"] {
+        if let Ok(capability) = Capability::try_from(name) {
+            caps.push(capability);
+        }
+    }
     caps.push(Capability::try_from("SPECIAL-USE").unwrap_or(Capability::Imap4Rev1));
     caps.dedup();
     Vec1::unvalidated(caps)
