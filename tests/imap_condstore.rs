@@ -369,6 +369,46 @@ async fn qresync_client_comes_back() {
         "a session without QRESYNC gets EXPUNGE: {:#?}",
         plain.untagged
     );
+
+    // A folder whose expunges were recorded only from a later MODSEQ on (one that predates
+    // the record): every UID below UIDNEXT that is missing counts as vanished.
+    demo.running
+        .bridge
+        .store
+        .call(|c| {
+            c.execute(
+                "UPDATE folders SET expunges_known_from = highest_modseq WHERE path = 'Resync'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("store");
+    let fallback = back
+        .cmd(&format!("SELECT Resync (QRESYNC ({validity} {modseq}))"))
+        .await;
+    fallback.assert_ok();
+    assert_eq!(
+        fallback.find("* VANISHED"),
+        Some(&format!(
+            "* VANISHED (EARLIER) {}:{},{}",
+            uids[0], uids[1], uids[3]
+        )),
+        "{:#?}",
+        fallback.untagged
+    );
+    let within = back
+        .cmd(&format!(
+            "UID FETCH {}:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)",
+            uids[1]
+        ))
+        .await;
+    assert_eq!(
+        within.untagged[0],
+        format!("* VANISHED (EARLIER) {},{}", uids[1], uids[3]),
+        "{:#?}",
+        within.untagged
+    );
     demo.stop().await;
 }
 
