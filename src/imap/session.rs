@@ -27,6 +27,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const MAX_LITERAL: u32 = 64 * 1024 * 1024;
 /// Largest command, literals included: a literal at the limit plus a long command line.
 const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
+const _: () = assert!(MAX_LITERAL < MAX_COMMAND, "imap-next requires it");
 
 pub(super) struct Session {
     pub bridge: Arc<Bridge>,
@@ -541,7 +542,6 @@ mod tests {
     fn limits() {
         // RFC 3501 5.4: at least 30 minutes; RFC 2177 clients renew IDLE every 29.
         assert!(IDLE_TIMEOUT >= Duration::from_secs(30 * 60));
-        assert!(MAX_LITERAL < MAX_COMMAND, "imap-next requires it");
         // Exchange Online takes messages up to 35 MB, base64 makes them a third larger.
         assert!(u64::from(MAX_LITERAL) >= 35 * 1_000_000 * 4 / 3);
     }

@@ -179,7 +179,11 @@ const MIGRATIONS: &[&str] = &[
         last_uid INTEGER NOT NULL
     );
     "#,
-    // 4: expunged UIDs with the MODSEQ of their expunge, for QRESYNC's VANISHED (RFC 7162).
+    // 4: Exchange's size estimate of each message: plans body fetches, never served.
+    r#"
+    ALTER TABLE messages ADD COLUMN size_estimate INTEGER;
+    "#,
+    // 5: expunged UIDs with the MODSEQ of their expunge, for QRESYNC's VANISHED (RFC 7162).
     // Folders that existed before record their expunges only from their current HIGHESTMODSEQ
     // on; older expunges are not known one by one.
     r#"
