@@ -9,6 +9,7 @@ pub mod names;
 pub mod search;
 mod selected;
 mod session;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,10 @@
 //! The selected folder as one session sees it: the sequence-number ↔ UID map and the flags
 //! the client was last told, so changes from other sessions, Outlook or the sync engine can be
-//! reported as EXISTS, EXPUNGE and FETCH FLAGS at the moments RFC 3501 allows.
+//! reported as EXISTS, EXPUNGE (or VANISHED, once QRESYNC is enabled) and FETCH FLAGS at the
+//! moments RFC 3501 allows.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -12,7 +13,7 @@ use imap_next::imap_types::core::{Atom, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::{Flag, FlagFetch};
 use imap_next::imap_types::response::Data;
-use imap_next::imap_types::sequence::SequenceSet;
+use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::names::VisibleMailbox;
 use crate::mailstore::{messages as stored, Flags, FolderRecord, MessageRecord, StoreResult};
@@ -23,6 +24,10 @@ pub(super) struct Selected {
     pub sync: Arc<MailboxSync>,
     pub folder: FolderRecord,
     pub read_only: bool,
+    /// CONDSTORE is enabled (RFC 7162): FETCH responses carry UID and MODSEQ.
+    pub condstore: bool,
+    /// QRESYNC is enabled: expunges are reported as VANISHED with UIDs.
+    pub qresync: bool,
     /// In sequence order: index + 1 is the sequence number.
     pub messages: Vec<MessageRecord>,
     /// Wakes when the account's store changed (sync, another session).
@@ -80,9 +85,18 @@ impl Selected {
     pub async fn refresh(&mut self, allow_expunge: bool) -> StoreResult<Vec<Data<'static>>> {
         let folder_id = self.folder.id;
         let store = self.sync_store();
-        let current = store
-            .call(move |c| stored::list_messages(c, folder_id))
+        let (folder, current) = store
+            .call(move |c| {
+                let folder = crate::mailstore::folders::folder_by_id(c, folder_id)?;
+                Ok((folder, stored::list_messages(c, folder_id)?))
+            })
             .await?;
+        // HIGHESTMODSEQ and UIDNEXT are only taken over once everything before them was
+        // reported, expunges included.
+        if allow_expunge {
+            self.folder.highest_modseq = folder.highest_modseq;
+            self.folder.uidnext = folder.uidnext;
+        }
         Ok(self.apply(current, allow_expunge))
     }
 
@@ -94,29 +108,32 @@ impl Selected {
         let mut out = Vec::new();
         let now: HashMap<u32, &MessageRecord> = current.iter().map(|m| (m.uid, m)).collect();
         if allow_expunge {
-            // Highest first, so each EXPUNGE's sequence number is still valid when sent.
-            for index in (0..self.messages.len()).rev() {
-                if !now.contains_key(&self.messages[index].uid) {
-                    self.messages.remove(index);
-                    if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                        out.push(Data::Expunge(seq));
-                    }
-                }
-            }
+            let gone: Vec<usize> = (0..self.messages.len())
+                .filter(|&i| !now.contains_key(&self.messages[i].uid))
+                .collect();
+            out.extend(self.remove(&gone));
         }
+        let condstore = self.condstore;
+        let mut changed = Vec::new();
         for (index, known) in self.messages.iter_mut().enumerate() {
             if let Some(fresh) = now.get(&known.uid) {
-                if fresh.flags != known.flags || fresh.keywords != known.keywords {
+                if fresh.flags != known.flags
+                    || fresh.keywords != known.keywords
+                    || (condstore && fresh.modseq != known.modseq)
+                {
                     known.flags = fresh.flags;
                     known.keywords = fresh.keywords.clone();
                     known.modseq = fresh.modseq;
-                    if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                        out.push(flags_data(seq, known));
-                    }
+                    changed.push(index);
                 }
                 if known.size.is_none() {
                     known.size = fresh.size;
                 }
+            }
+        }
+        for index in changed {
+            if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
+                out.push(self.flags_data(seq, &self.messages[index], false));
             }
         }
         let highest_known = self.messages.last().map(|m| m.uid).unwrap_or(0);
@@ -128,14 +145,114 @@ impl Selected {
         }
         out
     }
+
+    /// Removes messages (by index) from the view and returns what tells the client: one
+    /// EXPUNGE per message, highest sequence number first so each number is still right when
+    /// read, or with QRESYNC a single VANISHED naming their UIDs.
+    pub fn remove(&mut self, indexes: &[usize]) -> Vec<Data<'static>> {
+        let mut sorted: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|&i| i < self.messages.len())
+            .collect();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        let mut out = Vec::new();
+        let mut uids = Vec::new();
+        for index in sorted {
+            let removed = self.messages.remove(index);
+            if self.qresync {
+                uids.push(removed.uid);
+            } else if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
+                out.push(Data::Expunge(seq));
+            }
+        }
+        uids.sort_unstable();
+        if let Some(known_uids) = sequence_set(&uids) {
+            out.push(Data::Vanished {
+                earlier: false,
+                known_uids,
+            });
+        }
+        out
+    }
+
+    /// `* n FETCH (FLAGS (...))` for a message; with CONDSTORE also its UID and MODSEQ
+    /// (RFC 7162 3.1.4), and the UID whenever `uid` asks for it (UID STORE, UID FETCH).
+    pub fn flags_data(&self, seq: NonZeroU32, message: &MessageRecord, uid: bool) -> Data<'static> {
+        let mut items = Vec::with_capacity(3);
+        if uid || self.condstore {
+            if let Some(u) = NonZeroU32::new(message.uid) {
+                items.push(MessageDataItem::Uid(u));
+            }
+        }
+        items.push(MessageDataItem::Flags(flag_list(message)));
+        if self.condstore {
+            items.push(modseq_item(message));
+        }
+        Data::Fetch {
+            seq,
+            items: Vec1::unvalidated(items),
+        }
+    }
+
+    /// The sequence number and index of the message with this UID.
+    pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
 }
 
-/// `* n FETCH (FLAGS (...))` for one message.
-pub(super) fn flags_data(seq: NonZeroU32, message: &MessageRecord) -> Data<'static> {
-    Data::Fetch {
-        seq,
-        items: Vec1::from(MessageDataItem::Flags(flag_list(message))),
+/// `MODSEQ (n)` of a message (a MODSEQ is never 0 in the store).
+pub(super) fn modseq_item(message: &MessageRecord) -> MessageDataItem<'static> {
+    MessageDataItem::ModSeq(NonZeroU64::new(message.modseq).unwrap_or(NonZeroU64::MIN))
+}
+
+/// Numbers in ascending order as a sequence set with runs folded into ranges; None when empty.
+pub(super) fn sequence_set(sorted: &[u32]) -> Option<SequenceSet> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &n in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(n) => *end = n,
+            Some((_, end)) if *end == n => {}
+            _ => runs.push((n, n)),
+        }
     }
+    ranges_set(&runs)
+}
+
+/// Inclusive ranges as a sequence set; None when there are none.
+pub(super) fn ranges_set(ranges: &[(u32, u32)]) -> Option<SequenceSet> {
+    let value = |n: u32| NonZeroU32::new(n).map(SeqOrUid::Value);
+    let items: Vec<Sequence> = ranges
+        .iter()
+        .filter_map(|&(a, b)| {
+            Some(if a == b {
+                Sequence::Single(value(a)?)
+            } else {
+                Sequence::Range(value(a)?, value(b)?)
+            })
+        })
+        .collect();
+    Vec1::try_from(items).ok().map(SequenceSet)
+}
+
+/// A sequence set as inclusive ranges, `*` being `largest`.
+pub(super) fn set_ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0
+        .as_ref()
+        .iter()
+        .map(|s| match s {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                (a.min(b), a.max(b))
+            }
+        })
+        .collect()
 }
 
 /// The IMAP flags of a message: system flags, then keywords that are valid atoms.

@@ -19,10 +19,15 @@ use super::names::VisibleMailbox;
 use super::selected::Selected;
 use crate::bridge::Bridge;
 
-/// RFC 3501 says at least 30 minutes of inactivity before an autologout.
+/// RFC 3501 says at least 30 minutes of inactivity before an autologout. The same holds
+/// during IDLE, so a client that renews its IDLE every 29 minutes (RFC 2177) stays; anything
+/// the server sends meanwhile starts the count again.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Largest literal accepted (APPEND of a 35 MB message plus transfer-encoding slack).
 const MAX_LITERAL: u32 = 64 * 1024 * 1024;
+/// Largest command, literals included: a literal at the limit plus a long command line.
+const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
+const _: () = assert!(MAX_LITERAL < MAX_COMMAND, "imap-next requires it");
 
 pub(super) struct Session {
     pub bridge: Arc<Bridge>,
@@ -42,6 +47,10 @@ pub(super) struct Session {
     pub acceptor: Option<TlsAcceptor>,
     /// STARTTLS was accepted: the TLS handshake follows the OK.
     pub starttls: bool,
+    /// CONDSTORE is enabled (RFC 7162): by ENABLE or by the first command that uses it.
+    pub condstore: bool,
+    /// QRESYNC is enabled (ENABLE QRESYNC): expunges are reported as VANISHED.
+    pub qresync: bool,
 }
 
 /// An untagged response: data, or a status such as `* OK [UIDVALIDITY 3]`.
@@ -87,6 +96,8 @@ pub(super) async fn run(
         idling: None,
         logout: false,
         starttls: false,
+        condstore: false,
+        qresync: false,
     };
     let Some(mut server) = new_server(&session, true) else {
         return;
@@ -116,7 +127,7 @@ pub(super) async fn run(
             }
             Ok(Ok(event)) => event,
             Ok(Err(StreamError::State(error))) => {
-                session.reject_malformed(&mut server, error);
+                session.malformed(&mut server, error).await;
                 continue;
             }
             Ok(Err(e)) => {
@@ -153,7 +164,13 @@ fn new_server(session: &Session, greet: bool) -> Option<Server> {
     .ok()?;
     let mut options = Options::default();
     options.max_literal_size = MAX_LITERAL;
-    options.max_command_size = MAX_LITERAL + 64 * 1024;
+    options.max_command_size = MAX_COMMAND;
+    // imap-next answers a synchronizing literal over the limit itself, with this text (a
+    // response code cannot be given there); LITERAL+ and long lines get [TOOBIG] below.
+    let _ = options.set_literal_reject_text(format!(
+        "Literal too big: the limit is {} MiB",
+        MAX_LITERAL / (1024 * 1024)
+    ));
     let mut server = Server::new(options, greeting);
     if !greet {
         use imap_next::{Interrupt, Io, State};
@@ -265,12 +282,15 @@ impl Session {
                 reference,
                 mailbox_wildcard,
             } => commands::list::list(self, reference, mailbox_wildcard, true).await,
-            CommandBody::Select { mailbox, .. } => {
-                commands::select::select(self, mailbox, false).await
-            }
-            CommandBody::Examine { mailbox, .. } => {
-                commands::select::select(self, mailbox, true).await
-            }
+            CommandBody::Enable { capabilities } => commands::enable::enable(self, capabilities),
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => commands::select::select(self, mailbox, false, parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => commands::select::select(self, mailbox, true, parameters).await,
             CommandBody::Namespace => commands::namespace(self),
             CommandBody::Id { parameters } => commands::id(self, parameters),
             CommandBody::Create { mailbox } => commands::mailbox::create(self, mailbox).await,
@@ -317,9 +337,10 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } if selected => {
-                commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid).await
+                commands::fetch::fetch(self, sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
             }
             CommandBody::Store {
                 sequence_set,
@@ -327,9 +348,10 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } if selected => {
-                commands::store::store(self, sequence_set, kind, response, flags, uid).await
+                commands::store::store(self, sequence_set, kind, response, flags, uid, modifiers)
+                    .await
             }
             CommandBody::Search {
                 charset,
@@ -430,6 +452,20 @@ impl Session {
         }
     }
 
+    /// A command imap-codec could not parse: the extended LIST (RFC 5258 syntax, for
+    /// LIST-STATUS) is read here; anything else is answered BAD.
+    async fn malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
+        use imap_next::server::Error;
+        if let Error::MalformedMessage { discarded_bytes } = &error {
+            let bytes = discarded_bytes.declassify().to_vec();
+            if let Some((tag, outcome)) = commands::list::extended(self, &bytes).await {
+                self.finish(server, tag, outcome);
+                return;
+            }
+        }
+        self.reject_malformed(server, error);
+    }
+
     /// A line imap-codec could not parse: answer BAD (tagged when a tag can be made out) and
     /// keep the session.
     fn reject_malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
@@ -455,7 +491,17 @@ impl Session {
             .next()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| Tag::try_from(t.to_string()).ok());
-        let code = matches!(error, Error::CommandTooLong { .. }).then(|| {
+        // A LITERAL+ literal over the limit is read to its end and dropped (the client does
+        // not wait to be told); it arrives here as a malformed command.
+        let oversized_literal = matches!(error, Error::MalformedMessage { .. })
+            && announced_literal(&bytes).is_some_and(|n| n > u64::from(MAX_LITERAL));
+        let text = if oversized_literal {
+            "Literal too big"
+        } else {
+            text
+        };
+        let too_big = oversized_literal || matches!(error, Error::CommandTooLong { .. });
+        let code = too_big.then(|| {
             Code::Other(imap_next::imap_types::response::CodeOther::unvalidated(
                 &b"TOOBIG"[..],
             ))
@@ -466,4 +512,37 @@ impl Session {
     }
 }
 
+/// The length of the first literal a command announces (`{n}` or `{n+}` ending its first line).
+fn announced_literal(bytes: &[u8]) -> Option<u64> {
+    let end = bytes.windows(2).position(|w| w == b"\r\n")?;
+    let line = bytes[..end].strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = std::str::from_utf8(&line[open + 1..]).ok()?;
+    digits.trim_end_matches('+').parse().ok()
+}
+
 use imap_next::imap_types::IntoStatic;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_announcements() {
+        assert_eq!(announced_literal(b"a APPEND x {12+}\r\nabc"), Some(12));
+        assert_eq!(
+            announced_literal(b"a APPEND x {99999999999}\r\n"),
+            Some(99_999_999_999)
+        );
+        assert_eq!(announced_literal(b"a NOOP\r\n"), None);
+        assert_eq!(announced_literal(b"a APPEND x {1a}\r\n"), None);
+    }
+
+    #[test]
+    fn limits() {
+        // RFC 3501 5.4: at least 30 minutes; RFC 2177 clients renew IDLE every 29.
+        assert!(IDLE_TIMEOUT >= Duration::from_secs(30 * 60));
+        // Exchange Online takes messages up to 35 MB, base64 makes them a third larger.
+        assert!(u64::from(MAX_LITERAL) >= 35 * 1_000_000 * 4 / 3);
+    }
+}

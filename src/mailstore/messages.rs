@@ -133,15 +133,21 @@ pub fn apply_changes(
             Upserted::Same => {}
         }
     }
+    let mut gone = Vec::new();
     for graph_id in removed_graph_ids {
-        outcome.removed += tx.execute(
-            "DELETE FROM messages WHERE folder_id = ?1 AND graph_id = ?2",
-            params![folder_id, graph_id],
-        )?;
+        let uid: Option<u32> = tx
+            .query_row(
+                "DELETE FROM messages WHERE folder_id = ?1 AND graph_id = ?2 RETURNING uid",
+                params![folder_id, graph_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        gone.extend(uid);
     }
-    if outcome.removed > 0 {
-        // Expunges advance HIGHESTMODSEQ too (RFC 7162).
-        bump_modseq(&tx, folder_id)?;
+    outcome.removed = gone.len();
+    if !gone.is_empty() {
+        // Expunges advance HIGHESTMODSEQ too (RFC 7162), and are remembered for VANISHED.
+        record_expunges(&tx, folder_id, &gone)?;
     }
     tx.commit()?;
     Ok(outcome)
@@ -208,6 +214,44 @@ fn bump_modseq(tx: &Connection, folder_id: i64) -> StoreResult<u64> {
         |row| row.get(0),
     )?;
     Ok(modseq as u64)
+}
+
+/// Gives a set of expunges one new MODSEQ and remembers each UID with it, so a QRESYNC
+/// client can be told which of the UIDs it knew have vanished since its last MODSEQ.
+fn record_expunges(tx: &Connection, folder_id: i64, uids: &[u32]) -> StoreResult<u64> {
+    let modseq = bump_modseq(tx, folder_id)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO expunged (folder_id, uid, modseq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    )?;
+    for uid in uids {
+        stmt.execute(params![folder_id, uid, modseq as i64])?;
+    }
+    Ok(modseq)
+}
+
+/// The UIDs expunged from a folder after `modseq`, in UID order; None when the folder's
+/// expunges are not recorded that far back (it predates the record), so the caller must
+/// treat every UID it cannot find as possibly expunged.
+pub fn expunged_since(
+    conn: &Connection,
+    folder_id: i64,
+    modseq: u64,
+) -> StoreResult<Option<Vec<u32>>> {
+    let known_from: i64 = conn.query_row(
+        "SELECT expunges_known_from FROM folders WHERE id = ?1",
+        [folder_id],
+        |row| row.get(0),
+    )?;
+    let modseq = modseq.min(i64::MAX as u64) as i64;
+    if modseq < known_from {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid FROM expunged WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+    )?;
+    let rows = stmt.query_map(params![folder_id, modseq], |row| row.get(0))?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
 }
 
 /// Sets a message's flags after Graph accepted the change; returns the new MODSEQ.
@@ -340,18 +384,21 @@ pub fn upsert_returning_uid(
 /// Removes messages by UID (an expunge the bridge did itself); returns how many went.
 pub fn remove_uids(conn: &mut Connection, folder_id: i64, uids: &[u32]) -> StoreResult<usize> {
     let tx = conn.transaction()?;
-    let mut removed = 0;
-    for uid in uids {
-        removed += tx.execute(
+    let mut gone = Vec::new();
+    for &uid in uids {
+        if tx.execute(
             "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2",
             params![folder_id, uid],
-        )?;
+        )? > 0
+        {
+            gone.push(uid);
+        }
     }
-    if removed > 0 {
-        bump_modseq(&tx, folder_id)?;
+    if !gone.is_empty() {
+        record_expunges(&tx, folder_id, &gone)?;
     }
     tx.commit()?;
-    Ok(removed)
+    Ok(gone.len())
 }
 
 /// Gives a copy (a new Graph id) the bytes of its original, so both serve the same message.
@@ -378,4 +425,63 @@ pub fn uid_by_graph_id(
             |row| row.get(0),
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailstore::folders::{self, FolderUpsert};
+
+    fn upsert(id: &str) -> MessageUpsert {
+        MessageUpsert {
+            graph_id: id.into(),
+            flags: Flags::default(),
+            keywords: String::new(),
+            internal_date: 0,
+            size_estimate: None,
+        }
+    }
+
+    #[test]
+    fn expunges_are_recorded_with_their_modseq() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::mailstore::Store::open(&dir.path().join("s.db")).expect("open");
+        store
+            .call_blocking(|c| -> StoreResult<()> {
+                c.execute(
+                    "INSERT INTO mailboxes (id, address, created_at) VALUES (1, 'a@b.test', 0)",
+                    [],
+                )?;
+                let folder = folders::upsert_folder(
+                    c,
+                    1,
+                    &FolderUpsert {
+                        graph_id: "f".into(),
+                        parent_graph_id: None,
+                        display_name: "Inbox".into(),
+                        path: "INBOX".into(),
+                        special_use: None,
+                    },
+                )?;
+                let all: Vec<_> = ["m1", "m2", "m3"].into_iter().map(upsert).collect();
+                apply_changes(c, folder.id, &all, &[])?;
+                let before = folders::folder_by_id(c, folder.id)?.highest_modseq;
+                assert_eq!(expunged_since(c, folder.id, before)?, Some(vec![]));
+                apply_changes(c, folder.id, &[], &["m2".to_string()])?;
+                let middle = folders::folder_by_id(c, folder.id)?.highest_modseq;
+                assert_eq!(middle, before + 1, "an expunge advances HIGHESTMODSEQ");
+                remove_uids(c, folder.id, &[3, 99])?;
+                assert_eq!(expunged_since(c, folder.id, before)?, Some(vec![2, 3]));
+                assert_eq!(expunged_since(c, folder.id, middle)?, Some(vec![3]));
+                assert_eq!(expunged_since(c, folder.id, u64::MAX)?, Some(vec![]));
+                // A folder whose expunges were not recorded from the start says so.
+                c.execute(
+                    "UPDATE folders SET expunges_known_from = ?1",
+                    [middle as i64],
+                )?;
+                assert_eq!(expunged_since(c, folder.id, before)?, None);
+                Ok(())
+            })
+            .expect("store");
+    }
 }

@@ -183,6 +183,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN size_estimate INTEGER;
     "#,
+    // 5: expunged UIDs with the MODSEQ of their expunge, for QRESYNC's VANISHED (RFC 7162).
+    // Folders that existed before record their expunges only from their current HIGHESTMODSEQ
+    // on; older expunges are not known one by one.
+    r#"
+    CREATE TABLE expunged (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_by_modseq ON expunged(folder_id, modseq);
+    ALTER TABLE folders ADD COLUMN expunges_known_from INTEGER NOT NULL DEFAULT 0;
+    UPDATE folders SET expunges_known_from = highest_modseq;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -1,7 +1,5 @@
 //! LOGIN and AUTHENTICATE PLAIN (with SASL-IR).
 
-use std::time::Duration;
-
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::core::{AString, Tag};
 use imap_next::imap_types::response::{CommandContinuationRequest, Data};
@@ -12,9 +10,7 @@ use super::{capabilities, Outcome};
 use crate::auth::{self, AuthError};
 use crate::imap::names::VisibleMailbox;
 use crate::imap::session::{LoggedIn, Session};
-
-/// A failed login answers only after this pause, so guessing passwords is slow.
-const FAILURE_DELAY: Duration = Duration::from_millis(500);
+use crate::imap::throttle;
 
 pub enum Step {
     Continue(CommandContinuationRequest<'static>),
@@ -100,6 +96,7 @@ async fn log_in(
         Ok(login) => {
             let visible = VisibleMailbox::layout(&login.mailboxes);
             tracing::debug!(peer = %session.peer, user = %login.user.name, "IMAP login");
+            throttle::login_succeeded(session.peer.ip());
             session.login = Some(LoggedIn { visible });
             session
                 .pending
@@ -107,8 +104,10 @@ async fn log_in(
             Outcome::ok("Logged in")
         }
         Err(AuthError::BadCredentials) | Err(AuthError::Malformed) => {
-            tracing::info!(peer = %session.peer, user, "IMAP login failed");
-            tokio::time::sleep(FAILURE_DELAY).await;
+            // The pause grows with each failure from this address (see `throttle`).
+            let pause = throttle::login_failed(session.peer.ip());
+            tracing::info!(peer = %session.peer, user, ?pause, "IMAP login failed");
+            tokio::time::sleep(pause).await;
             Outcome::no("Invalid user name or password").with_atom_code("AUTHENTICATIONFAILED")
         }
         Err(e @ AuthError::NotAssigned { .. }) | Err(e @ AuthError::NoMailbox(_)) => {

@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::mailbox::Mailbox;
-use imap_next::imap_types::response::{Code, Data, Status};
+use imap_next::imap_types::response::{Code, Status};
 use imap_next::imap_types::sequence::SequenceSet;
 
 use super::{locate, sync_failure, Outcome};
@@ -112,23 +112,13 @@ async fn undo_copies(
     }
 }
 
-/// Removes moved messages from the view and reports them, highest sequence number first so
-/// each number is still right when the client reads it.
+/// Removes moved messages from the view and reports them (EXPUNGE, or VANISHED with QRESYNC).
 fn expunge_from_view(session: &mut Session, indexes: &[usize]) {
     let Some(selected) = session.selected.as_mut() else {
         return;
     };
-    let mut sorted = indexes.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    sorted.dedup();
-    for index in sorted {
-        if index < selected.messages.len() {
-            selected.messages.remove(index);
-            if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                session.pending.push(Data::Expunge(seq).into());
-            }
-        }
-    }
+    let told = selected.remove(indexes);
+    session.pending.extend(told.into_iter().map(Into::into));
 }
 
 fn copy_uid(uidvalidity: u32, pairs: &[(u32, u32)]) -> Option<Code<'static>> {

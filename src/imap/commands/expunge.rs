@@ -1,9 +1,6 @@
 //! EXPUNGE, UID EXPUNGE (RFC 4315) and the silent expunge of CLOSE: messages marked
 //! \Deleted are deleted in Graph, to Deleted Items, or for good when they already are there.
 
-use std::num::NonZeroU32;
-
-use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 
 use super::{sync_failure, Outcome};
@@ -13,7 +10,7 @@ use crate::mailstore::{Flags, SpecialUse};
 use crate::sync::SyncError;
 
 /// Expunges the \Deleted messages (only those in `only`, for UID EXPUNGE). With `report`,
-/// each removal is sent as an untagged EXPUNGE.
+/// each removal is sent as an untagged EXPUNGE (VANISHED with QRESYNC).
 pub async fn expunge(session: &mut Session, only: Option<SequenceSet>, report: bool) -> Outcome {
     let bridge = session.bridge.clone();
     let Some(selected) = session.selected.as_mut() else {
@@ -67,15 +64,9 @@ fn remove_from_view(session: &mut Session, removed: &[usize], report: bool) {
     let Some(selected) = session.selected.as_mut() else {
         return;
     };
-    for &index in removed.iter().rev() {
-        if index < selected.messages.len() {
-            selected.messages.remove(index);
-            if report {
-                if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                    session.pending.push(Data::Expunge(seq).into());
-                }
-            }
-        }
+    let told = selected.remove(removed);
+    if report {
+        session.pending.extend(told.into_iter().map(Into::into));
     }
 }
 

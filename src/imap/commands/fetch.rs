@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU32;
 
+use imap_next::imap_types::command::FetchModifier;
 use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
 use imap_next::imap_types::datetime::DateTime;
 use imap_next::imap_types::extensions::binary::Literal8;
@@ -13,9 +14,10 @@ use imap_next::imap_types::fetch::{
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 
+use super::condstore::{enable_condstore, vanished_earlier};
 use super::Outcome;
 use crate::imap::fetch::{partial, MessageView};
-use crate::imap::selected::{flag_list, Selected};
+use crate::imap::selected::{flag_list, modseq_item, set_ranges, Selected};
 use crate::imap::session::Session;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::SyncError;
@@ -25,6 +27,7 @@ pub async fn fetch(
     set: SequenceSet,
     names: MacroOrMessageDataItemNames<'static>,
     uid: bool,
+    modifiers: Vec<FetchModifier>,
 ) -> Outcome {
     let mut names = match names {
         MacroOrMessageDataItemNames::Macro(m) => {
@@ -35,12 +38,49 @@ pub async fn fetch(
     if uid && !names.contains(&MessageDataItemName::Uid) {
         names.insert(0, MessageDataItemName::Uid);
     }
+    // RFC 7162: CHANGEDSINCE limits the FETCH to messages changed after a MODSEQ and implies
+    // MODSEQ; VANISHED (UID FETCH only, with QRESYNC enabled) also reports the UIDs expunged
+    // since then.
+    let mut changed_since = None;
+    let mut vanished = false;
+    for modifier in &modifiers {
+        match modifier {
+            FetchModifier::ChangedSince(modseq) => changed_since = Some(modseq.get()),
+            FetchModifier::Vanished => vanished = true,
+        }
+    }
+    if vanished && !(uid && session.qresync && changed_since.is_some()) {
+        return Outcome::bad(
+            "VANISHED needs UID FETCH, CHANGEDSINCE and an enabled QRESYNC (RFC 7162 3.2.6)",
+        );
+    }
+    if changed_since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
+        names.push(MessageDataItemName::ModSeq);
+    }
+    if names.contains(&MessageDataItemName::ModSeq) {
+        enable_condstore(session);
+    }
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
     };
-    let targets = selected.resolve(&set, uid);
+    let mut targets = selected.resolve(&set, uid);
     if targets.is_empty() && !uid {
         return Outcome::bad("No messages in that sequence set");
+    }
+    if let Some(since) = changed_since {
+        if vanished {
+            let largest = selected
+                .folder
+                .uidnext
+                .saturating_sub(1)
+                .max(selected.messages.last().map_or(0, |m| m.uid));
+            match vanished_earlier(selected, since, &set_ranges(&set, largest)).await {
+                Ok(Some(data)) => session.pending.push(data.into()),
+                Ok(None) => {}
+                Err(e) => return Outcome::no(format!("Cannot read the expunged messages: {e}")),
+            }
+        }
+        targets.retain(|&(_, index)| selected.messages[index].modseq > since);
     }
     let mut failures = 0;
     for (seq, index) in targets {
@@ -101,6 +141,10 @@ async fn fetch_one(
     }
     if sets_seen && !names.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItem::Flags(flag_list(&message)));
+        // A flag change carries its MODSEQ once CONDSTORE is on (RFC 7162 3.1.4.1).
+        if selected.condstore && !names.contains(&MessageDataItemName::ModSeq) {
+            items.push(modseq_item(&message));
+        }
     }
     Ok(Data::Fetch {
         seq,
@@ -112,6 +156,7 @@ fn needs_body(names: &[MessageDataItemName<'_>], message: &MessageRecord) -> boo
     names.iter().any(|n| match n {
         MessageDataItemName::Flags
         | MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq
         | MessageDataItemName::InternalDate => false,
         MessageDataItemName::Rfc822Size => message.size.is_none(),
         _ => true,
@@ -178,6 +223,7 @@ fn item(
             MessageDataItem::Uid(NonZeroU32::new(message.uid).unwrap_or(NonZeroU32::MIN))
         }
         MessageDataItemName::Flags => MessageDataItem::Flags(flag_list(message)),
+        MessageDataItemName::ModSeq => modseq_item(message),
         MessageDataItemName::InternalDate => MessageDataItem::InternalDate(internal_date(message)),
         MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(
             message

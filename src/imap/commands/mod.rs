@@ -3,7 +3,9 @@
 
 pub mod append;
 pub mod authenticate;
+pub mod condstore;
 pub mod copy;
+pub mod enable;
 pub mod expunge;
 pub mod fetch;
 pub mod list;
@@ -132,6 +134,15 @@ pub fn capabilities(session: &Session) -> Vec1<Capability<'static>> {
     caps.push(Capability::Unselect);
     caps.push(Capability::Namespace);
     caps.push(Capability::Id);
+    caps.push(Capability::Enable);
+    caps.push(Capability::CondStore);
+    caps.push(Capability::QResync);
+    caps.push(Capability::StatusSize);
+    for name in ["CHILDREN", "LIST-STATUS"] {
+        if let Ok(capability) = Capability::try_from(name) {
+            caps.push(capability);
+        }
+    }
     caps.push(Capability::try_from("SPECIAL-USE").unwrap_or(Capability::Imap4Rev1));
     caps.dedup();
     Vec1::unvalidated(caps)

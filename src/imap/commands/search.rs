@@ -4,7 +4,7 @@
 //! bytes are read (and fetched from Graph when not stored yet) only for the messages whose
 //! outcome still depends on them, after the cheap keys had their say.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use futures::stream::{self, StreamExt};
 use imap_next::imap_types::core::{Charset, Vec1};
@@ -34,6 +34,10 @@ pub async fn search(
             return Outcome::no("Only UTF-8 and US-ASCII searches are supported")
                 .with_code(Code::BadCharset { allowed });
         }
+    }
+    let uses_modseq = Query::uses_modseq(criteria.as_ref());
+    if uses_modseq {
+        super::condstore::enable_condstore(session);
     }
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
@@ -94,6 +98,13 @@ pub async fn search(
         found.sort_unstable();
     }
 
+    // RFC 7162 3.1.5: a search by MODSEQ answers with the highest MODSEQ among the results.
+    let highest = found
+        .iter()
+        .map(|&index| selected.messages[index].modseq)
+        .max()
+        .filter(|_| uses_modseq)
+        .and_then(NonZeroU64::new);
     let numbers: Vec<NonZeroU32> = found
         .into_iter()
         .filter_map(|index| {
@@ -105,7 +116,7 @@ pub async fn search(
             NonZeroU32::new(n)
         })
         .collect();
-    session.pending.push(Data::Search(numbers).into());
+    session.pending.push(Data::Search(numbers, highest).into());
     Outcome::ok(if uid {
         "UID SEARCH completed"
     } else {

@@ -3,18 +3,32 @@
 
 use std::num::NonZeroU32;
 
+use imap_next::imap_types::command::SelectParameter;
 use imap_next::imap_types::flag::{Flag, FlagPerm};
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Data, Status};
 
+use super::condstore::{self, highest_modseq_status};
 use super::Outcome;
 use crate::imap::selected::Selected;
 use crate::imap::session::Session;
-use crate::mailstore::{messages, Flags};
+use crate::mailstore::{folders, messages, Flags};
 
-pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only: bool) -> Outcome {
+pub async fn select(
+    session: &mut Session,
+    mailbox: Mailbox<'static>,
+    read_only: bool,
+    parameters: Vec<SelectParameter>,
+) -> Outcome {
+    let options = match condstore::select_options(session, parameters) {
+        Ok(options) => options,
+        Err(outcome) => return outcome,
+    };
     // RFC 3501: a failed SELECT leaves no folder selected.
     session.selected = None;
+    if options.condstore {
+        condstore::enable_condstore(session);
+    }
     let located = match super::locate(session, &mailbox).await {
         Ok(located) => located,
         Err(outcome) => return outcome,
@@ -23,14 +37,19 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
         return Outcome::no(format!("No such mailbox: {}", located.path))
             .with_atom_code("NONEXISTENT");
     };
+    // The folder's counters and its messages are read together, so HIGHESTMODSEQ and UIDNEXT
+    // describe exactly the messages announced.
     let folder_id = folder.id;
-    let list = match session
+    let (folder, list) = match session
         .bridge
         .store
-        .call(move |c| messages::list_messages(c, folder_id))
+        .call(move |c| {
+            let folder = folders::folder_by_id(c, folder_id)?;
+            Ok((folder, messages::list_messages(c, folder_id)?))
+        })
         .await
     {
-        Ok(list) => list,
+        Ok(found) => found,
         Err(e) => return Outcome::no(format!("Cannot open the mailbox: {e}")),
     };
     let selected = Selected {
@@ -40,6 +59,8 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
         sync: located.sync,
         folder,
         read_only,
+        condstore: session.condstore,
+        qresync: session.qresync,
         messages: list,
     };
     announce(session, &selected);
@@ -49,6 +70,12 @@ pub async fn select(session: &mut Session, mailbox: Mailbox<'static>, read_only:
         Code::ReadWrite
     };
     session.selected = Some(selected);
+    if let Some(qresync) = options.qresync {
+        if let Err(e) = condstore::qresync_select(session, qresync).await {
+            session.selected = None;
+            return Outcome::no(format!("Cannot read what changed in the mailbox: {e}"));
+        }
+    }
     Outcome::ok(if read_only {
         "EXAMINE completed"
     } else {
@@ -95,6 +122,11 @@ fn announce(session: &mut Session, selected: &Selected) {
         if let Ok(status) = Status::ok(None, Some(code), text) {
             session.pending.push(status.into());
         }
+    }
+    // Every SELECT and EXAMINE reports HIGHESTMODSEQ: MODSEQs are kept for good (RFC 7162
+    // 3.1.2.1).
+    if let Some(status) = highest_modseq_status(selected) {
+        session.pending.push(status.into());
     }
 }
 

@@ -5,14 +5,16 @@
 
 use std::num::NonZeroU32;
 
+use imap_next::imap_types::command::StoreModifier;
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
-use imap_next::imap_types::response::Data;
+use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::sequence::SequenceSet;
 
+use super::condstore::enable_condstore;
 use super::{sync_failure, Outcome};
-use crate::imap::selected::{flag_list, keyword_of_category};
+use crate::imap::selected::{keyword_of_category, modseq_item, sequence_set, Selected};
 use crate::imap::session::Session;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::{SyncError, CATEGORY_SEPARATOR};
@@ -66,17 +68,40 @@ pub async fn store(
     response: StoreResponse,
     flags: Vec<Flag<'static>>,
     uid: bool,
+    modifiers: Vec<StoreModifier>,
 ) -> Outcome {
+    // RFC 7162 3.1.3: UNCHANGEDSINCE changes only messages whose MODSEQ is not above it and
+    // names the others in [MODIFIED].
+    let unchanged_since = modifiers
+        .iter()
+        .map(|StoreModifier::UnchangedSince(modseq)| *modseq)
+        .next();
+    if unchanged_since.is_some() {
+        enable_condstore(session);
+    }
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
     };
     if selected.read_only {
         return Outcome::no("The mailbox is open read-only (EXAMINE)").with_atom_code("READ-ONLY");
     }
+    if unchanged_since.is_some() {
+        // The test is against what the store holds now, not what this session last saw;
+        // changes found on the way are reported (expunges wait, RFC 3501 7.4.1).
+        match selected.refresh(false).await {
+            Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
+            Err(e) => return Outcome::no(format!("Cannot read the mailbox: {e}")),
+        }
+    }
     let targets = selected.resolve(&set, uid);
     let mut answers = Vec::new();
+    let mut modified = Vec::new();
     for (seq, index) in targets {
         let message = selected.messages[index].clone();
+        if unchanged_since.is_some_and(|limit| message.modseq > limit) {
+            modified.push(if uid { message.uid } else { seq.get() });
+            continue;
+        }
         let (new_flags, new_keywords) = match apply(&message, kind, &flags) {
             Ok(change) => change,
             Err(outcome) => {
@@ -111,8 +136,8 @@ pub async fn store(
                 }
             }
         }
-        if response == StoreResponse::Answer {
-            answers.push(fetch_flags(seq, uid, &selected.messages[index]));
+        if let Some(data) = answer(selected, seq, uid, response, index) {
+            answers.push(data);
         }
     }
     session.pending.extend(answers.into_iter().map(Into::into));
@@ -120,7 +145,40 @@ pub async fn store(
         Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
         Err(e) => tracing::warn!(error = %e, "refresh after STORE failed"),
     }
-    Outcome::ok("STORE completed")
+    modified.sort_unstable();
+    match sequence_set(&modified) {
+        Some(set) => {
+            Outcome::ok("Conditional STORE failed for some messages").with_code(Code::Modified(set))
+        }
+        None => Outcome::ok("STORE completed"),
+    }
+}
+
+/// The FETCH a STORE answers with: the new flags (with UID and MODSEQ as CONDSTORE and
+/// UID STORE want); for .SILENT under CONDSTORE only the new MODSEQ (RFC 7162 3.1.3).
+fn answer(
+    selected: &Selected,
+    seq: NonZeroU32,
+    uid: bool,
+    response: StoreResponse,
+    index: usize,
+) -> Option<Data<'static>> {
+    let message = &selected.messages[index];
+    match response {
+        StoreResponse::Answer => Some(selected.flags_data(seq, message, uid)),
+        StoreResponse::Silent if selected.condstore => {
+            let mut items = Vec::new();
+            if uid {
+                items.push(MessageDataItem::Uid(NonZeroU32::new(message.uid)?));
+            }
+            items.push(modseq_item(message));
+            Some(Data::Fetch {
+                seq,
+                items: Vec1::unvalidated(items),
+            })
+        }
+        StoreResponse::Silent => None,
+    }
 }
 
 /// The flags and categories a message has after the STORE.
@@ -167,19 +225,6 @@ fn apply(
         ));
     }
     Ok((new_flags, categories.join(CATEGORY_SEPARATOR)))
-}
-
-fn fetch_flags(seq: NonZeroU32, uid: bool, message: &MessageRecord) -> Data<'static> {
-    let mut items = vec![MessageDataItem::Flags(flag_list(message))];
-    if uid {
-        if let Some(u) = NonZeroU32::new(message.uid) {
-            items.push(MessageDataItem::Uid(u));
-        }
-    }
-    Data::Fetch {
-        seq,
-        items: Vec1::unvalidated(items),
-    }
 }
 
 #[cfg(test)]

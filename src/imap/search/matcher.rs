@@ -75,13 +75,21 @@ enum Node {
     Subject(String),
     Body(String),
     Text(String),
+    /// MODSEQ (RFC 7162): the message's MODSEQ is at least this. The store keeps one MODSEQ
+    /// per message, which stands for each of its flags too.
+    ModSeq(u64),
 }
 
 impl Node {
     /// Evaluation cost class: cheaper keys are tested first.
     fn cost(&self) -> u8 {
         match self {
-            Node::Const(_) | Node::Seq(_) | Node::Uid(_) | Node::Flag(..) | Node::Keyword(..) => 0,
+            Node::Const(_)
+            | Node::Seq(_)
+            | Node::Uid(_)
+            | Node::Flag(..)
+            | Node::Keyword(..)
+            | Node::ModSeq(_) => 0,
             Node::Date(DateField::Internal, ..) => 0,
             Node::Larger(_) | Node::Smaller(_) => 1,
             Node::Date(DateField::Sent, ..) | Node::Header(..) | Node::Subject(_) => 2,
@@ -102,6 +110,20 @@ impl Query {
         Query {
             root: Node::And(all),
         }
+    }
+
+    /// Whether the criteria name MODSEQ, so the answer must carry the highest MODSEQ found.
+    pub fn uses_modseq(criteria: &[SearchKey<'_>]) -> bool {
+        criteria.iter().any(|key| match key {
+            SearchKey::ModSequence { .. } => true,
+            SearchKey::And(keys) => Query::uses_modseq(keys.as_ref()),
+            SearchKey::Not(inner) => Query::uses_modseq(std::slice::from_ref(inner.as_ref())),
+            SearchKey::Or(a, b) => {
+                Query::uses_modseq(std::slice::from_ref(a.as_ref()))
+                    || Query::uses_modseq(std::slice::from_ref(b.as_ref()))
+            }
+            _ => false,
+        })
     }
 
     /// Whether the criteria need anything beyond the store's records: header or body
@@ -168,7 +190,8 @@ fn node(key: &SearchKey<'_>, scope: Scope) -> Node {
         K::Text(s) => Node::Text(text_of(s)),
         K::Not(inner) => Node::Not(Box::new(node(inner, scope))),
         K::Or(a, b) => Node::Or(Box::new(node(a, scope)), Box::new(node(b, scope))),
-        // Keys of extensions this server does not advertise (WITHIN, CONDSTORE) match nothing.
+        K::ModSequence { modseq, .. } => Node::ModSeq(*modseq),
+        // Keys of extensions this server does not advertise (WITHIN) match nothing.
         #[allow(unreachable_patterns)]
         _ => Node::Const(false),
     }
@@ -263,6 +286,7 @@ fn eval(node: &Node, m: Candidate<'_>, content: Option<&Content<'_>>) -> Option<
         Node::Subject(needle) => content?.subject_contains(needle),
         Node::Body(needle) => content?.body_contains(needle),
         Node::Text(needle) => content?.text_contains(needle),
+        Node::ModSeq(n) => r.modseq >= *n,
     })
 }
 
