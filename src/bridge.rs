@@ -65,13 +65,21 @@ impl Bridge {
         OAuthClient::new(self.http.clone(), &self.config.graph)
     }
 
-    /// The sync engine that serves `mailbox` (an alias is served by its primary's).
+    /// The sync engine that serves `mailbox` (an alias is served by its primary's); None
+    /// when there is none or Microsoft refused its sign-in (then it is detached).
     pub fn sync_for(&self, mailbox: &MailboxRecord) -> Option<Arc<MailboxSync>> {
-        self.syncs
+        let account = mailbox.account_id();
+        let sync = self
+            .syncs
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&mailbox.account_id())
-            .cloned()
+            .get(&account)
+            .cloned()?;
+        if sync.needs_signin() {
+            self.detach_account(account);
+            return None;
+        }
+        Some(sync)
     }
 
     pub fn all_syncs(&self) -> Vec<Arc<MailboxSync>> {
@@ -105,6 +113,10 @@ impl Bridge {
         let Some(stored) = stored else {
             return Err(BridgeError::NotSignedIn(record.address));
         };
+        // Tokens Microsoft refused stay stored until a new sign-in replaces them: unusable.
+        if record.signin_state == SigninState::NeedsSignin {
+            return Err(BridgeError::NotSignedIn(record.address));
+        }
         let tokens = self
             .unseal_tokens(&stored)
             .ok_or_else(|| BridgeError::Unreadable(record.address.clone()))?;
@@ -118,6 +130,9 @@ impl Bridge {
             self.request_budget(),
         );
         let sync = MailboxSync::new(account_id, Arc::new(client), self.store.clone());
+        if !self.config.http.public_url.is_empty() {
+            sync.enable_push(&self.config.http.public_url);
+        }
         self.syncs
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -127,14 +127,36 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Stops the bridge and the emulator. With a data folder of its own (`--data-dir`), the
+    /// emulated mailboxes are saved there first, so the next demo continues where this one
+    /// stopped: Microsoft 365 keeps its mail too.
     pub async fn stop(self) {
         self.running.stop().await;
+        if self._temp.is_none() {
+            let dir = emulator_state_dir(&self.data_dir);
+            match self.graph.emulator.dump(&dir) {
+                Ok(_) => tracing::info!(dir = %dir.display(), "emulated mailboxes saved"),
+                Err(e) => tracing::warn!(error = %e, "cannot save the emulated mailboxes"),
+            }
+        }
         self.graph.stop().await;
     }
 }
 
+/// Where a demo with its own data folder keeps the emulated tenant between runs.
+fn emulator_state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("emulator")
+}
+
 pub async fn start(options: DemoOptions) -> Result<Demo, DemoError> {
-    let graph = RunningEmulator::start(&options.emulator).await?;
+    let mut emulator_args = options.emulator.clone();
+    if let Some(dir) = &options.data_dir {
+        let saved = emulator_state_dir(dir);
+        if saved.join("tenant.json").exists() {
+            emulator_args.fixtures = Some(saved);
+        }
+    }
+    let graph = RunningEmulator::start(&emulator_args).await?;
     let (data_dir, temp) = match &options.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {

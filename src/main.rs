@@ -33,8 +33,8 @@ enum Command {
         e.g. --graph-port 8081, --graph-token-lifetime-secs 60, --graph-mime-rewrite."
     )]
     Demo(DemoArgs),
-    /// Run the Graph emulator alone.
-    Emulator(EmulatorArgs),
+    /// Run the Graph emulator alone, or generate a large mailbox for it.
+    Emulator(EmulatorCommand),
     /// Run the bridge with a configuration file.
     Serve {
         #[arg(long)]
@@ -90,6 +90,42 @@ struct DemoArgs {
     /// Seconds between delta polls.
     #[arg(long, default_value_t = 10)]
     poll_interval_secs: u64,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EmulatorCommand {
+    #[command(subcommand)]
+    action: Option<EmulatorAction>,
+    #[command(flatten)]
+    args: EmulatorArgs,
+    /// Write the emulator's state to DIR (fixtures format) when it stops.
+    #[arg(long, value_name = "DIR")]
+    dump_on_exit: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EmulatorAction {
+    /// Write a fixtures folder with one generated large mailbox (fixtures/README.md).
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "bulk@contoso.test")]
+        mailbox: String,
+        /// User folders besides the default ones.
+        #[arg(long, default_value_t = 40)]
+        folders: usize,
+        /// Median message size in KB.
+        #[arg(long, default_value_t = 20)]
+        median_kb: usize,
+        /// Share (0–1) of 1–12 MB messages with attachments.
+        #[arg(long, default_value_t = 0.005)]
+        large_share: f64,
+    },
 }
 
 #[derive(Args)]
@@ -248,11 +284,47 @@ async fn run_demo(args: DemoArgs, graph_args: Vec<String>) -> Result<(), AnyErro
     Ok(())
 }
 
-async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
-    let emulator = Emulator::new(&args)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+async fn run_emulator(command: EmulatorCommand) -> Result<(), AnyError> {
+    if let Some(EmulatorAction::Generate {
+        out,
+        messages,
+        seed,
+        mailbox,
+        folders,
+        median_kb,
+        large_share,
+    }) = command.action
+    {
+        let options = graphbridge::emulator::generate::GenerateOptions {
+            seed,
+            messages,
+            mailbox,
+            folders,
+            median_bytes: median_kb * 1000,
+            large_share,
+            ..Default::default()
+        };
+        let done = graphbridge::emulator::generate::write_fixtures(&out, &options)?;
+        println!(
+            "{} messages ({} bytes) in {} folders written to {}",
+            done.messages,
+            done.bytes,
+            done.folders,
+            out.display()
+        );
+        return Ok(());
+    }
+    let emulator = Emulator::new(&command.args)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", command.args.port)).await?;
     println!("Graph emulator on http://{}/v1.0", listener.local_addr()?);
-    emulator.serve(listener, app::shutdown_signal()).await?;
+    emulator
+        .clone()
+        .serve(listener, app::shutdown_signal())
+        .await?;
+    if let Some(dir) = command.dump_on_exit {
+        let summary = emulator.dump(&dir)?;
+        println!("state written to {} ({summary:?})", dir.display());
+    }
     Ok(())
 }
 

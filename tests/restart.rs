@@ -56,3 +56,59 @@ async fn uids_and_uidvalidity_survive_a_restart() {
     assert!(!before.1.is_empty());
     assert_eq!(before, after);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_with_a_data_folder_continues_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = DemoOptions {
+        imap_port: 0,
+        smtp_port: 0,
+        http_port: 0,
+        poll_interval_secs: 1,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..DemoOptions::default()
+    };
+    options.emulator.port = 0;
+    let message = "From: a@example.test\r\nSubject: kept\r\n\r\nStill here.\r\n";
+
+    let first = demo::start(options.clone()).await.expect("demo");
+    let mut imap = Imap::login(first.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    imap.send_raw(format!("K1 APPEND Archive {{{}+}}\r\n{message}\r\n", message.len()).as_bytes())
+        .await;
+    let appended = imap.read_until_tag("K1").await;
+    appended.assert_ok();
+    let before = uid_state_of(first.running.imap, "Archive").await;
+    first.stop().await;
+
+    let second = demo::start(options).await.expect("demo again");
+    let after = uid_state_of(second.running.imap, "Archive").await;
+    let mut imap = Imap::login(second.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    imap.cmd("EXAMINE Archive").await.assert_ok();
+    let fetch = imap
+        .cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    second.stop().await;
+    assert_eq!(
+        before, after,
+        "same UIDVALIDITY and UIDs in a folder that changed"
+    );
+    assert!(
+        fetch.find("kept").is_some(),
+        "the appended message is still there"
+    );
+}
+
+async fn uid_state_of(addr: std::net::SocketAddr, folder: &str) -> (String, Vec<String>) {
+    let mut imap = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
+    let select = imap.cmd(&format!("EXAMINE {folder}")).await;
+    select.assert_ok();
+    let validity = select
+        .find("[UIDVALIDITY ")
+        .and_then(|l| l.split("[UIDVALIDITY ").nth(1))
+        .and_then(|r| r.split(']').next())
+        .expect("UIDVALIDITY")
+        .to_string();
+    let fetch = imap.cmd("UID FETCH 1:* (UID)").await;
+    fetch.assert_ok();
+    (validity, fetch.untagged.clone())
+}

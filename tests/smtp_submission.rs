@@ -329,5 +329,21 @@ async fn failure_notice_lands_in_the_inbox() {
     assert_eq!(notices[0]["isDraft"].as_bool(), Some(false));
     let mime = outlook.mime(notices[0]["id"].as_str().expect("id")).await;
     assert!(mime.contains("message/delivery-status"), "{mime}");
+    // IMAP clients get the bridge's RFC 3464 multipart/report.
+    let imap_addr = demo.running.imap;
+    let served_as_report = common::eventually(std::time::Duration::from_secs(30), || async move {
+        let mut imap = common::Imap::login(imap_addr, "demo", "demo").await;
+        imap.cmd("EXAMINE INBOX").await.assert_ok();
+        let fetch = imap.cmd("FETCH 1:* (BODYSTRUCTURE)").await;
+        fetch
+            .untagged
+            .iter()
+            .any(|l| l.contains("\"report\" (\"report-type\" \"delivery-status\""))
+    })
+    .await;
+    assert!(
+        served_as_report,
+        "IMAP serves the notice as multipart/report"
+    );
     demo.stop().await;
 }

@@ -81,6 +81,8 @@ pub enum MailboxCommand {
     },
     /// Remove a mailbox with its Microsoft sign-in and all mail the bridge cached for it.
     Remove { address: String },
+    /// Sync a signed-in mailbox now, in the foreground, with a progress bar.
+    Sync { address: String },
 }
 
 #[derive(Subcommand)]
@@ -209,6 +211,22 @@ pub async fn mailbox(config: Config, command: MailboxCommand) -> Result<(), CliE
         }
         MailboxCommand::Signin { address, browser } => {
             signin(config, store, &address, browser).await?
+        }
+        MailboxCommand::Sync { address } => {
+            let record = admin::mailbox(&store, &address)?;
+            let secrets = SecretBox::load_or_create(&config.data_dir)?;
+            let bridge = Bridge::new(config, store, secrets)?;
+            let sync = bridge.attach_account(record.account_id()).await?;
+            let done = sync.sync_foreground().await?;
+            println!(
+                "{} synced in {:.1} s: {} folders, {} messages, {} bodies ({})",
+                record.address,
+                done.elapsed.as_secs_f64(),
+                done.progress.folders,
+                done.progress.messages,
+                done.progress.bodies,
+                crate::sync::foreground::human_bytes(done.bytes)
+            );
         }
         MailboxCommand::Remove { address } => {
             let record = admin::remove_mailbox(&store, &address)?;

@@ -102,6 +102,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         // The unversioned path, for CRMs configured with `/api/activities`.
         .nest("/api", api::routes())
         .merge(crate::submission::links_http::router(state.bridge.clone()))
+        .merge(crate::sync::push::routes(state.bridge.clone()))
         .with_state(state)
 }
 

@@ -14,17 +14,29 @@ pub struct RequestBudget {
     sent: Mutex<VecDeque<Instant>>,
 }
 
+/// Graph counts a request when it arrives, a little after the client counted it as sent; a
+/// request sent just as an old one left the client's window could still find that old one in
+/// Graph's. Holding requests this much longer keeps the two windows apart.
+const WINDOW_MARGIN: Duration = Duration::from_millis(1000);
+
 impl RequestBudget {
     pub fn new(capacity: usize, window: Duration) -> RequestBudget {
         RequestBudget {
             capacity: capacity.max(1),
-            window,
+            window: window + WINDOW_MARGIN,
             sent: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Waits until one more request fits in the window, then counts it.
-    pub async fn spend(&self) {
+    /// Requests the window holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Waits until `n` more requests fit in the window, then counts them (a `$batch` spends one
+    /// per inner request: Graph counts each on its own).
+    pub async fn spend(&self, n: usize) {
+        let n = n.clamp(1, self.capacity);
         loop {
             let wait = {
                 let mut sent = self.sent.lock().await;
@@ -35,11 +47,13 @@ impl RequestBudget {
                 {
                     sent.pop_front();
                 }
-                if sent.len() < self.capacity {
-                    sent.push_back(now);
+                if sent.len() + n <= self.capacity {
+                    sent.extend(std::iter::repeat_n(now, n));
                     return;
                 }
-                match sent.front() {
+                // The request waits for the oldest entries that must leave to make room.
+                let must_leave = sent.len() + n - self.capacity;
+                match sent.get(must_leave - 1) {
                     Some(oldest) => (*oldest + self.window).saturating_duration_since(now),
                     None => Duration::ZERO,
                 }
@@ -66,13 +80,12 @@ mod tests {
         let window = Duration::from_millis(300);
         let budget = RequestBudget::new(3, window);
         let start = Instant::now();
-        for _ in 0..3 {
-            budget.spend().await;
-        }
+        budget.spend(2).await;
+        budget.spend(1).await;
         assert_eq!(budget.sent.lock().await.len(), 3);
         // The fourth request waits for the first to leave the window (a lower bound only:
         // a sleep never ends early, so this cannot flake).
-        budget.spend().await;
+        budget.spend(1).await;
         assert!(Instant::now() >= start + window);
     }
 

@@ -19,7 +19,7 @@ use crate::mailstore::now_unix;
 /// Called with every new token set so rotated refresh tokens are stored at once.
 pub type TokenPersist = Arc<dyn Fn(&TokenSet) -> Result<(), String> + Send + Sync>;
 
-const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
+pub(super) const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
 const MAX_ATTEMPTS: u32 = 6;
 /// Refresh this long before the access token expires, so no request races its expiry.
 const REFRESH_MARGIN_SECS: i64 = 300;
@@ -33,15 +33,16 @@ pub enum Body {
 }
 
 pub struct GraphClient {
-    http: reqwest::Client,
-    base: String,
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
     /// `/me` for a delegated token.
     user_path: String,
     oauth: OAuthClient,
     tokens: Mutex<TokenSet>,
     persist: TokenPersist,
-    in_flight: Semaphore,
-    budget: RequestBudget,
+    pub(super) in_flight: Semaphore,
+    max_in_flight: usize,
+    pub(super) budget: RequestBudget,
 }
 
 impl GraphClient {
@@ -62,8 +63,23 @@ impl GraphClient {
             tokens: Mutex::new(tokens),
             persist,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            max_in_flight: max_in_flight.max(1),
             budget,
         }
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// `/me` (or `/users/{id}`): the part of every path that names the mailbox.
+    pub fn user_path(&self) -> &str {
+        &self.user_path
+    }
+
+    /// Absolute URL of a path that is not under a user (`/subscriptions`).
+    pub fn root_url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
     }
 
     /// Absolute URL of a path under the signed-in user (`/mailFolders` → `…/v1.0/me/mailFolders`).
@@ -115,13 +131,14 @@ impl GraphClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(&method, url, &body, prefer).await;
+            let token = self.access_token().await?;
+            let outcome = self.attempt(&token, &method, url, &body, prefer).await;
             let retry_after = match outcome {
                 Ok((status, _, bytes)) if status.is_success() => return Ok(bytes),
                 Ok((StatusCode::UNAUTHORIZED, _, bytes)) if !refreshed => {
                     tracing::debug!(url, "401 from Graph, refreshing the access token");
                     refreshed = true;
-                    self.refresh().await?;
+                    self.refresh_replacing(&token).await?;
                     drop(bytes);
                     continue;
                 }
@@ -144,19 +161,19 @@ impl GraphClient {
 
     async fn attempt(
         &self,
+        token: &str,
         method: &Method,
         url: &str,
         body: &Body,
         prefer: Option<&str>,
     ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), GraphError> {
-        let token = self.access_token().await?;
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| GraphError::Closed)?;
         // Throttled requests count against Microsoft's budget too, so every attempt spends.
-        self.budget.spend().await;
+        self.budget.spend(1).await;
         let prefer = match prefer {
             Some(extra) => format!("{IMMUTABLE_IDS}, {extra}"),
             None => IMMUTABLE_IDS.to_string(),
@@ -179,13 +196,12 @@ impl GraphClient {
             .headers()
             .get("Retry-After")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(parse_retry_after);
         let bytes = response.bytes().await?.to_vec();
         Ok((status, retry_after, bytes))
     }
 
-    async fn access_token(&self) -> Result<String, GraphError> {
+    pub(super) async fn access_token(&self) -> Result<String, GraphError> {
         {
             let tokens = self.tokens.lock().await;
             if tokens.expires_at - REFRESH_MARGIN_SECS > now_unix() {
@@ -195,10 +211,28 @@ impl GraphClient {
         self.refresh().await
     }
 
+    /// After a 401 for `rejected`: refreshes, unless another request already replaced that
+    /// token (four requests failing together must not rotate the refresh token four times).
+    pub(super) async fn refresh_replacing(&self, rejected: &str) -> Result<String, GraphError> {
+        let mut tokens = self.tokens.lock().await;
+        if tokens.access_token != rejected && tokens.expires_at - REFRESH_MARGIN_SECS > now_unix() {
+            return Ok(tokens.access_token.clone());
+        }
+        self.refresh_locked(&mut tokens).await
+    }
+
     /// Refreshes the access token (one refresh at a time) and stores the rotated refresh token
     /// before anything uses the new access token.
     async fn refresh(&self) -> Result<String, GraphError> {
         let mut tokens = self.tokens.lock().await;
+        // Another caller may have refreshed while this one waited for the lock.
+        if tokens.expires_at - REFRESH_MARGIN_SECS > now_unix() {
+            return Ok(tokens.access_token.clone());
+        }
+        self.refresh_locked(&mut tokens).await
+    }
+
+    async fn refresh_locked(&self, tokens: &mut TokenSet) -> Result<String, GraphError> {
         let fresh = self.oauth.refresh(&tokens.refresh_token).await?;
         (self.persist)(&fresh).map_err(GraphError::TokenStore)?;
         *tokens = fresh;
@@ -206,7 +240,12 @@ impl GraphClient {
     }
 }
 
-fn is_transient(status: StatusCode) -> bool {
+/// `Retry-After` in seconds (Graph's form); an HTTP date is not used by Graph.
+pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+pub(super) fn is_transient(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::TOO_MANY_REQUESTS
@@ -217,12 +256,12 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s, … capped at 30 s.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let cap = 500u64.saturating_mul(1 << attempt.min(6)).min(30_000);
     Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
 }
 
-fn status_error(status: StatusCode, body: &[u8]) -> GraphError {
+pub(super) fn status_error(status: StatusCode, body: &[u8]) -> GraphError {
     let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(envelope) => (envelope.error.code, envelope.error.message),
         Err(_) => (

@@ -3,11 +3,13 @@
 use base64::Engine;
 use reqwest::Method;
 
-use super::types::{DeltaMessage, MailFolder, Page, DELTA_SELECT, LAST_VERB_EXPAND};
+use super::types::{DeltaMessage, MailFolder, Page, DELTA_EXPAND, DELTA_SELECT};
 use super::{Body, GraphClient, GraphError};
 
-/// Messages per delta page asked of Graph.
-const DELTA_PAGE_SIZE: u32 = 200;
+/// Messages per delta page asked of Graph: delta items are small (ids, flags, a date), and
+/// every page is a request against the mailbox's budget, so pages are as large as `$top` may
+/// be (1,000).
+const DELTA_PAGE_SIZE: u32 = 1000;
 
 impl GraphClient {
     /// Every visible folder of the mailbox, parents before children.
@@ -60,10 +62,10 @@ impl GraphClient {
     }
 
     /// The URL that starts a fresh message delta of a folder. It asks for the last-verb
-    /// property too, which carries `\Answered` and $Forwarded.
+    /// property too, which carries `\Answered` and $Forwarded, and the size estimate.
     pub fn delta_start_url(&self, folder_id: &str) -> String {
         self.url(&format!(
-            "/mailFolders/{folder_id}/messages/delta?$select={DELTA_SELECT}&$expand={LAST_VERB_EXPAND}"
+            "/mailFolders/{folder_id}/messages/delta?$select={DELTA_SELECT}&$expand={DELTA_EXPAND}"
         ))
     }
 
@@ -71,6 +73,11 @@ impl GraphClient {
     pub async fn delta_page(&self, url: &str) -> Result<Page<DeltaMessage>, GraphError> {
         self.get_json_prefer(url, &format!("odata.maxpagesize={DELTA_PAGE_SIZE}"))
             .await
+    }
+
+    /// The path (below the user) of a message's RFC 822 bytes, for a `$batch`.
+    pub fn mime_path(message_id: &str) -> String {
+        format!("/messages/{message_id}/$value")
     }
 
     /// The message's RFC 822 bytes (`$value`).
@@ -245,6 +252,56 @@ impl GraphClient {
             Method::POST,
             &self.url(&format!("/messages/{message_id}/attachments")),
             attachment,
+        )
+        .await
+        .map(drop)
+    }
+}
+
+impl GraphClient {
+    /// Subscribes to changes of a folder's messages; Graph validates `notification_url` before
+    /// answering. Returns Graph's answer (the subscription).
+    pub async fn create_subscription(
+        &self,
+        folder_id: &str,
+        notification_url: &str,
+        client_state: &str,
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<u8>, GraphError> {
+        let body = serde_json::json!({
+            "changeType": "created,updated,deleted",
+            "notificationUrl": notification_url,
+            "resource": format!("{}/mailFolders('{folder_id}')/messages", self.user_path().trim_start_matches('/')),
+            "expirationDateTime": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "clientState": client_state,
+        });
+        self.send_json(Method::POST, &self.root_url("/subscriptions"), body)
+            .await
+    }
+
+    pub async fn renew_subscription(
+        &self,
+        id: &str,
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), GraphError> {
+        let body = serde_json::json!({
+            "expirationDateTime": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        self.send_json(
+            Method::PATCH,
+            &self.root_url(&format!("/subscriptions/{id}")),
+            body,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete_subscription(&self, id: &str) -> Result<(), GraphError> {
+        self.request(
+            Method::DELETE,
+            &self.root_url(&format!("/subscriptions/{id}")),
+            Body::None,
+            None,
         )
         .await
         .map(drop)

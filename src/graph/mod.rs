@@ -1,5 +1,6 @@
 //! The Graph client: the only code that knows Graph's URLs and JSON.
 
+pub mod batch;
 mod budget;
 mod client;
 pub mod mail;
@@ -20,7 +21,7 @@ pub enum GraphError {
         code: String,
         message: String,
     },
-    #[error("sign-in refused ({error}): {description}")]
+    #[error("sign-in refused ({error}): {description}{}", signin_hint(.error))]
     OAuth { error: String, description: String },
     #[error("unexpected answer from Graph: {0}")]
     Decode(String),
@@ -28,6 +29,16 @@ pub enum GraphError {
     TokenStore(String),
     #[error("the Graph client is shutting down")]
     Closed,
+}
+
+/// What to do about a dead sign-in, added to the message so every place that shows it names
+/// the fix.
+fn signin_hint(error: &str) -> &'static str {
+    if error == "invalid_grant" {
+        "; the mailbox needs a new sign-in: `graphbridge mailbox signin ADDRESS` or the web admin"
+    } else {
+        ""
+    }
 }
 
 impl GraphError {

@@ -68,7 +68,41 @@ pub const DELTA_SELECT: &str = "receivedDateTime,isRead,isDraft,flag,categories"
 pub const LAST_VERB: &str = "Integer 0x1081";
 /// PidTagIconIndex: what Outlook shows for a replied (261) or forwarded (262) message.
 pub const ICON_INDEX: &str = "Integer 0x1080";
-pub const LAST_VERB_EXPAND: &str = "singleValueExtendedProperties($filter=id eq 'Integer 0x1081')";
+/// PR_MESSAGE_SIZE: Exchange's estimate of a message's size. Never served as RFC822.SIZE (that
+/// is always the stored bytes' length); used only to decide how to fetch a body.
+pub const MESSAGE_SIZE: &str = "Integer 0x0E08";
+/// Delta asks for the last verb (flags) and the size estimate (body fetch planning).
+pub const DELTA_EXPAND: &str =
+    "singleValueExtendedProperties($filter=id eq 'Integer 0x1081' or id eq 'Integer 0x0E08')";
+
+/// True when a property id as Graph echoes it names `wanted`: Graph canonicalises ids
+/// (`Integer 0x0E08` comes back as `Integer 0xe08`), so the tag is compared as a number.
+pub fn property_is(id: &str, wanted: &str) -> bool {
+    fn split(id: &str) -> Option<(String, u32)> {
+        let (kind, tag) = id.trim().split_once(' ')?;
+        let tag = tag.trim();
+        let hex = tag.strip_prefix("0x").or_else(|| tag.strip_prefix("0X"))?;
+        Some((
+            kind.to_ascii_lowercase(),
+            u32::from_str_radix(hex, 16).ok()?,
+        ))
+    }
+    match (split(id), split(wanted)) {
+        (Some(a), Some(b)) => a == b,
+        _ => id.eq_ignore_ascii_case(wanted),
+    }
+}
+
+impl DeltaMessage {
+    /// A single-value extended property's value, if delta carried it.
+    pub fn property(&self, wanted: &str) -> Option<&str> {
+        self.single_value_extended_properties
+            .as_ref()?
+            .iter()
+            .find(|p| property_is(&p.id, wanted))
+            .map(|p| p.value.as_str())
+    }
+}
 
 /// Graph's error envelope.
 #[derive(Debug, Clone, Deserialize)]

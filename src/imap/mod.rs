@@ -23,22 +23,10 @@ use crate::bridge::Bridge;
 /// How long a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The TLS acceptor of the IMAP servers; None (and a logged error) when no certificate can be
-/// had, in which case STARTTLS is not offered.
-fn acceptor(bridge: &Bridge) -> Option<TlsAcceptor> {
-    match crate::tls::acceptor(&bridge.config.tls, &bridge.config.data_dir) {
-        Ok(acceptor) => Some(acceptor),
-        Err(e) => {
-            tracing::error!(error = %e, "no TLS for IMAP");
-            None
-        }
-    }
-}
-
 /// The plain IMAP port, with STARTTLS.
 pub async fn serve(bridge: Arc<Bridge>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-    let tls = acceptor(&bridge);
-    accept_loop(bridge, listener, tls, false, shutdown).await
+    let tls = crate::listener::tls_acceptor(&bridge, "IMAP");
+    accept(bridge, listener, tls, false, shutdown).await
 }
 
 /// The implicit TLS port (imaps): TLS from the first byte.
@@ -47,46 +35,34 @@ pub async fn serve_implicit_tls(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) {
-    let Some(tls) = acceptor(&bridge) else {
+    let Some(tls) = crate::listener::tls_acceptor(&bridge, "IMAP") else {
         return;
     };
-    accept_loop(bridge, listener, Some(tls), true, shutdown).await
+    accept(bridge, listener, Some(tls), true, shutdown).await
 }
 
-/// Accepts connections until `shutdown` turns true; each connection runs in its own task.
-async fn accept_loop(
+async fn accept(
     bridge: Arc<Bridge>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     implicit: bool,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let bridge = bridge.clone();
-                    let shutdown = shutdown.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        let stream = match (&tls, implicit) {
-                            (Some(acceptor), true) => match handshake(acceptor, tcp).await {
-                                Some(stream) => stream,
-                                None => return,
-                            },
-                            _ => Stream::insecure(tcp),
-                        };
-                        session::run(bridge, stream, implicit, tls, peer, shutdown).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "IMAP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
+    let sessions_stop = shutdown.clone();
+    crate::listener::accept_loop(listener, "IMAP", shutdown, move |tcp, peer| {
+        let (bridge, tls, shutdown) = (bridge.clone(), tls.clone(), sessions_stop.clone());
+        async move {
+            let stream = match (&tls, implicit) {
+                (Some(acceptor), true) => match handshake(acceptor, tcp).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+                _ => Stream::insecure(tcp),
+            };
+            session::run(bridge, stream, implicit, tls, peer, shutdown).await;
         }
-    }
+    })
+    .await
 }
 
 /// The server side of a TLS handshake, bounded in time; None when it fails.

@@ -157,12 +157,7 @@ fn new_server(session: &Session, greet: bool) -> Option<Server> {
     let mut server = Server::new(options, greeting);
     if !greet {
         use imap_next::{Interrupt, Io, State};
-        loop {
-            match State::next(&mut server) {
-                Err(Interrupt::Io(Io::Output(_))) => continue,
-                _ => break,
-            }
-        }
+        while let Err(Interrupt::Io(Io::Output(_))) = State::next(&mut server) {}
     }
     Some(server)
 }

@@ -53,6 +53,8 @@ pub struct MessageRecord {
 #[derive(Debug, Clone)]
 pub struct MessageUpsert {
     pub graph_id: String,
+    /// Exchange's size estimate (PR_MESSAGE_SIZE), to plan the body fetch; never served.
+    pub size_estimate: Option<i64>,
     pub flags: Flags,
     pub keywords: String,
     pub internal_date: i64,
@@ -189,9 +191,10 @@ fn upsert_one(tx: &Transaction<'_>, folder_id: i64, m: &MessageUpsert) -> StoreR
             )?;
             let modseq = bump_modseq(tx, folder_id)?;
             tx.execute(
-                "INSERT INTO messages (folder_id, uid, graph_id, flags, keywords, internal_date, modseq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![folder_id, uid, m.graph_id, m.flags.0, m.keywords, m.internal_date, modseq as i64],
+                "INSERT INTO messages (folder_id, uid, graph_id, flags, keywords, internal_date, modseq,
+                   size_estimate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![folder_id, uid, m.graph_id, m.flags.0, m.keywords, m.internal_date,
+                    modseq as i64, m.size_estimate],
             )?;
             Ok(Upserted::Added)
         }
@@ -279,20 +282,43 @@ pub fn get_body(
     Ok(Some(raw))
 }
 
-/// Graph ids in a mailbox whose bodies are not stored yet, newest first.
+/// A message whose body is not stored yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBody {
+    pub graph_id: String,
+    /// Exchange's size estimate, when delta reported one.
+    pub size_estimate: Option<i64>,
+}
+
+/// Messages in a mailbox whose bodies are not stored yet, newest first.
 pub fn missing_bodies(
     conn: &Connection,
     mailbox_id: i64,
     limit: usize,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<MissingBody>> {
     let mut stmt = conn.prepare(
-        "SELECT m.graph_id FROM messages m JOIN folders f ON f.id = m.folder_id
+        "SELECT m.graph_id, MAX(m.size_estimate) FROM messages m JOIN folders f ON f.id = m.folder_id
          WHERE f.mailbox_id = ?1 AND NOT EXISTS (
            SELECT 1 FROM bodies b WHERE b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id)
          GROUP BY m.graph_id ORDER BY MAX(m.internal_date) DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![mailbox_id, limit as i64], |row| row.get(0))?;
+    let rows = stmt.query_map(params![mailbox_id, limit as i64], |row| {
+        Ok(MissingBody {
+            graph_id: row.get(0)?,
+            size_estimate: row.get(1)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Bytes of the bodies stored for a mailbox (uncompressed), for progress reports.
+pub fn stored_body_bytes(conn: &Connection, mailbox_id: i64) -> StoreResult<u64> {
+    let bytes: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM bodies WHERE mailbox_id = ?1",
+        [mailbox_id],
+        |row| row.get(0),
+    )?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// Applies one message to a folder (as [`apply_changes`] does) and returns its UID: the new

@@ -179,6 +179,10 @@ const MIGRATIONS: &[&str] = &[
         last_uid INTEGER NOT NULL
     );
     "#,
+    // 4: Exchange's size estimate of each message: plans body fetches, never served.
+    r#"
+    ALTER TABLE messages ADD COLUMN size_estimate INTEGER;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {

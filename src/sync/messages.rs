@@ -5,9 +5,12 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{MailboxSync, SyncError};
-use crate::graph::types::{DeltaMessage, ICON_INDEX, LAST_VERB};
+use crate::graph::types::{DeltaMessage, ICON_INDEX, LAST_VERB, MESSAGE_SIZE};
 use crate::mailstore::{folders as stored_folders, messages as stored, ApplyOutcome};
 use crate::mailstore::{Flags, FolderRecord, MessageUpsert};
+
+/// Fresh listings of a folder tried before a pass gives up (the next pass tries again).
+const FRESH_ATTEMPTS: u32 = 3;
 
 impl MailboxSync {
     /// Applies the folder's message delta since its stored deltaLink. A dead deltaLink (410,
@@ -25,8 +28,18 @@ impl MailboxSync {
                 other => return other,
             }
         }
-        let start = self.graph.delta_start_url(&folder.graph_id);
-        self.run_delta(folder, start, Some(HashSet::new())).await
+        // A fresh listing can itself lose its state (skip tokens expire too): start over.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let start = self.graph.delta_start_url(&folder.graph_id);
+            match self.run_delta(folder, start, Some(HashSet::new())).await {
+                Err(SyncError::Graph(e)) if e.is_sync_state_lost() && attempt < FRESH_ATTEMPTS => {
+                    tracing::info!(folder = %folder.path, "listing lost its state, starting over");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Follows nextLinks to the deltaLink, applying each page in one transaction. With
@@ -100,6 +113,9 @@ fn split_page(items: Vec<DeltaMessage>) -> (Vec<MessageUpsert>, Vec<String>) {
         } else {
             upserts.push(MessageUpsert {
                 flags: flags_from_graph(&item),
+                size_estimate: item
+                    .property(MESSAGE_SIZE)
+                    .and_then(|v| v.trim().parse().ok()),
                 keywords: item
                     .categories
                     .clone()
@@ -147,11 +163,8 @@ pub fn flags_from_graph(message: &DeltaMessage) -> Flags {
 
 fn last_verb(message: &DeltaMessage) -> Option<u32> {
     message
-        .single_value_extended_properties
-        .as_ref()?
-        .iter()
-        .find(|p| p.id.eq_ignore_ascii_case(LAST_VERB))
-        .and_then(|p| p.value.trim().parse().ok())
+        .property(LAST_VERB)
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The PATCH body that carries a flag or keyword change to Graph, or None when Graph holds

@@ -6,20 +6,23 @@
 //! first and reach the store only once Graph accepted them (ARCHITECTURE invariant 4).
 
 mod append;
+mod bodies;
 mod folders;
+pub mod foreground;
 mod messages;
+pub mod push;
 mod writes;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{watch, Mutex};
 
 use crate::graph::{GraphClient, GraphError};
 use crate::mailstore::{
-    accounts, messages as stored, BodyOrigin, Flags, FolderRecord, SigninState, Store, StoreError,
+    accounts, messages as stored, Flags, FolderRecord, SigninState, Store, StoreError,
 };
 
 pub use messages::{flags_from_graph, CATEGORY_SEPARATOR};
@@ -42,10 +45,6 @@ impl SyncError {
     }
 }
 
-/// Bodies fetched at once by the background fetcher (the client paces requests itself).
-const BODY_FETCH_PARALLELISM: usize = 4;
-const BODY_FETCH_BATCH: usize = 200;
-
 /// Sync state of one Graph account (a primary mailbox; its alias mailboxes share it).
 pub struct MailboxSync {
     pub account_id: i64,
@@ -60,6 +59,13 @@ pub struct MailboxSync {
     /// Folders open in IMAP sessions, with how many sessions have each open.
     hot: Mutex<HashMap<i64, usize>>,
     wake: tokio::sync::Notify,
+    /// Set once Microsoft refused the stored sign-in: the engine stops and the bridge stops
+    /// handing it out, so IMAP and SMTP answer "needs sign-in" with the fix.
+    signed_out: AtomicBool,
+    /// Change-notification subscriptions (when the bridge has a public URL).
+    push: std::sync::Mutex<push::PushState>,
+    /// Folders a change notification asked to sync now.
+    urgent: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// How often the poll loop asks Graph for changes.
@@ -107,11 +113,19 @@ impl MailboxSync {
             pass: Mutex::new(()),
             hot: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            signed_out: AtomicBool::new(false),
+            push: std::sync::Mutex::new(push::PushState::default()),
+            urgent: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The account's Graph client, for the outbox worker's draft-based sends.
+    pub fn graph_client(&self) -> Arc<GraphClient> {
+        self.graph.clone()
     }
 
     /// A receiver that wakes up whenever this account's store changed.
@@ -148,6 +162,7 @@ impl MailboxSync {
     /// every `schedule.hot`, everything every `schedule.full`, then missing bodies.
     pub async fn run(self: Arc<Self>, schedule: PollSchedule, mut shutdown: watch::Receiver<bool>) {
         let mut last_full: Option<tokio::time::Instant> = None;
+        let mut push: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let full_due = last_full.is_none_or(|t| t.elapsed() >= schedule.full);
             let result = if full_due {
@@ -156,29 +171,47 @@ impl MailboxSync {
             } else {
                 self.sync_hot_folders().await
             };
+            let result = match result {
+                Ok(()) => self.fetch_missing_bodies().await.map(drop),
+                Err(e) => Err(e),
+            };
             match result {
-                Ok(()) => {
-                    if let Err(e) = self.fetch_missing_bodies().await {
-                        tracing::warn!(account = self.account_id, error = %e, "body fetch failed");
-                    }
-                }
+                Ok(()) => {}
                 Err(e) if e.needs_signin() => {
                     self.mark_needs_signin(&e).await;
-                    return;
+                    break;
                 }
                 Err(e) => tracing::warn!(account = self.account_id, error = %e, "sync failed"),
+            }
+            // Subscriptions once the folders are known; they live as long as this loop.
+            if push.is_none() && last_full.is_some() && self.push_enabled() {
+                push = Some(tokio::spawn(self.clone().run_push(shutdown.clone())));
             }
             tokio::select! {
                 _ = tokio::time::sleep(schedule.hot) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
+            }
+        }
+        // The push task deletes its subscriptions when the loop's stop signal fires.
+        if let Some(push) = push {
+            if *shutdown.borrow() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), push).await;
+            } else {
+                // Signed out: without a token the subscriptions cannot be deleted; they expire.
+                push.abort();
             }
         }
     }
 
     /// A delta pass over the folders IMAP sessions have open.
     async fn sync_hot_folders(&self) -> Result<(), SyncError> {
-        let hot: Vec<i64> = self.hot.lock().await.keys().copied().collect();
+        let mut hot: Vec<i64> = self.hot.lock().await.keys().copied().collect();
+        for folder in self.take_urgent() {
+            if !hot.contains(&folder) {
+                hot.push(folder);
+            }
+        }
         if hot.is_empty() {
             return Ok(());
         }
@@ -218,7 +251,17 @@ impl MailboxSync {
         self.wake.notify_one();
     }
 
+    /// True once Microsoft refused the stored sign-in (`invalid_grant`).
+    pub fn needs_signin(&self) -> bool {
+        self.signed_out.load(Ordering::SeqCst)
+    }
+
+    /// Records a refused sign-in, for the admin side ("needs sign-in") and for the fronts.
     async fn mark_needs_signin(&self, error: &SyncError) {
+        if self.signed_out.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.announce();
         let account = self.account_id;
         let text = format!("{error}");
         tracing::error!(account, "Microsoft refused the stored sign-in: {text}");
@@ -230,74 +273,6 @@ impl MailboxSync {
             .await;
         if let Err(e) = result {
             tracing::error!(account, error = %e, "cannot record the sign-in state");
-        }
-    }
-
-    /// The message's bytes: from the store, or fetched from Graph and stored first, so that
-    /// the size and structure a client sees are always those of the bytes served.
-    pub async fn body(&self, graph_id: &str) -> Result<Vec<u8>, SyncError> {
-        let account = self.account_id;
-        let id = graph_id.to_string();
-        if let Some(raw) = self
-            .store
-            .call(move |c| stored::get_body(c, account, &id))
-            .await?
-        {
-            return Ok(raw);
-        }
-        let raw = match self.graph.mime(graph_id).await {
-            // IMAP requires CRLF; the stored bytes are the served bytes, so fix them once here.
-            Ok(raw) => crate::imap::fetch::normalize_line_endings(&raw).into_owned(),
-            Err(e) if e.is_not_found() => return Err(SyncError::Gone),
-            Err(e) => return Err(e.into()),
-        };
-        let id = graph_id.to_string();
-        // Another fetch may have stored it meanwhile; the first stored copy wins.
-        self.store
-            .call(move |c| {
-                stored::put_body(c, account, &id, &raw, BodyOrigin::Graph)?;
-                stored::get_body(c, account, &id)?
-                    .ok_or_else(|| StoreError::NotFound(format!("body of {id}")))
-            })
-            .await
-            .map_err(SyncError::from)
-    }
-
-    /// Fetches bodies not stored yet, newest first, a batch at a time.
-    pub async fn fetch_missing_bodies(&self) -> Result<usize, SyncError> {
-        let account = self.account_id;
-        let mut fetched = 0;
-        loop {
-            let missing = self
-                .store
-                .call(move |c| stored::missing_bodies(c, account, BODY_FETCH_BATCH))
-                .await?;
-            if missing.is_empty() {
-                if fetched > 0 {
-                    self.announce();
-                }
-                return Ok(fetched);
-            }
-            let results: Vec<Result<Vec<u8>, SyncError>> = futures::stream::iter(missing)
-                .map(|id| async move { self.body(&id).await })
-                .buffer_unordered(BODY_FETCH_PARALLELISM)
-                .collect()
-                .await;
-            let mut progress = false;
-            for result in results {
-                match result {
-                    Ok(_) => {
-                        fetched += 1;
-                        progress = true;
-                    }
-                    // Deleted meanwhile: the next delta removes it.
-                    Err(SyncError::Gone) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if !progress {
-                return Ok(fetched);
-            }
         }
     }
 
@@ -317,7 +292,7 @@ impl MailboxSync {
             match self.graph.patch_message(graph_id, patch).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => return Err(SyncError::Gone),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.noted(e.into()).await),
             }
         }
         let folder_id = folder.id;
@@ -336,9 +311,12 @@ impl MailboxSync {
         self.graph.send_mime(message).await
     }
 
-    /// The account's Graph client, for the outbox worker's draft-based sends.
-    pub fn graph_client(&self) -> Arc<GraphClient> {
-        self.graph.clone()
+    /// Passes an error through, first recording a refused sign-in.
+    async fn noted(&self, error: SyncError) -> SyncError {
+        if error.needs_signin() {
+            self.mark_needs_signin(&error).await;
+        }
+        error
     }
 
     /// Runs a sync pass now (after a send, or when a client asks), logging failures.

@@ -173,6 +173,7 @@ impl MailboxSync {
             }
         }
         let upsert = MessageUpsert {
+            size_estimate: Some(raw.len() as i64),
             graph_id: created.id,
             flags,
             keywords: keywords.to_string(),
@@ -196,6 +197,7 @@ impl MailboxSync {
         graph_id: &str,
     ) -> Result<u32, SyncError> {
         let upsert = MessageUpsert {
+            size_estimate: message.size.map(|s| s as i64),
             graph_id: graph_id.to_string(),
             // \Deleted does not travel: it marked the message in its old folder only.
             flags: message.flags.with(Flags::DELETED, false),

@@ -59,6 +59,7 @@ pub async fn start(public_url_loopback_ip: bool) -> Setup {
         imap: bind().await,
         smtp: bind().await,
         smtps: None,
+        imaps: None,
         http: bind().await,
     };
     let http = listeners.http.local_addr().expect("http addr");
