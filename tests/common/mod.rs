@@ -281,3 +281,39 @@ impl GraphPeek {
         }
     }
 }
+
+impl GraphPeek {
+    /// Changes a message as Outlook would: `PATCH /me/messages/{id}` with `changes`.
+    pub async fn patch_message(&self, id: &str, changes: serde_json::Value) {
+        let response = self
+            .http
+            .patch(format!("{}/me/messages/{id}", self.base))
+            .bearer_auth(&self.token)
+            .json(&changes)
+            .send()
+            .await
+            .expect("PATCH message");
+        assert!(
+            response.status().is_success(),
+            "PATCH message: {}",
+            response.status()
+        );
+    }
+}
+
+/// Delivers a raw RFC 822 message to `upn`'s folder in the emulator, as mail arriving from
+/// outside; returns the message's Graph id.
+pub async fn deliver(graph: SocketAddr, upn: &str, folder: &str, raw: &[u8]) -> String {
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "http://{graph}/_emulator/mailboxes/{upn}/deliver?folder={folder}"
+        ))
+        .body(raw.to_vec())
+        .send()
+        .await
+        .expect("deliver")
+        .json()
+        .await
+        .expect("deliver JSON");
+    reply["id"].as_str().expect("delivered id").to_string()
+}
