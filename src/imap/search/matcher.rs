@@ -9,7 +9,6 @@
 use chrono::NaiveDate;
 use imap_next::imap_types::core::AString;
 use imap_next::imap_types::search::SearchKey;
-use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::text::{normalize, Content};
 use crate::imap::selected::keyword_of_category;
@@ -151,8 +150,8 @@ fn node(key: &SearchKey<'_>, scope: Scope) -> Node {
             all.sort_by_key(Node::cost);
             Node::And(all)
         }
-        K::SequenceSet(set) => Node::Seq(ranges(set, scope.exists)),
-        K::Uid(set) => Node::Uid(ranges(set, scope.max_uid)),
+        K::SequenceSet(set) => Node::Seq(crate::imap::selected::set_ranges(set, scope.exists)),
+        K::Uid(set) => Node::Uid(crate::imap::selected::set_ranges(set, scope.max_uid)),
         K::All => Node::Const(true),
         K::Answered => Node::Flag(Flags::ANSWERED, true),
         K::Deleted => Node::Flag(Flags::DELETED, true),
@@ -195,26 +194,6 @@ fn node(key: &SearchKey<'_>, scope: Scope) -> Node {
         #[allow(unreachable_patterns)]
         _ => Node::Const(false),
     }
-}
-
-/// A sequence set as inclusive ranges, `*` being `largest` (RFC 3501 9: `n:*` with n past
-/// the end still holds the largest).
-fn ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    set.0
-        .as_ref()
-        .iter()
-        .map(|s| match s {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => {
-                let (a, b) = (value(a), value(b));
-                (a.min(b), a.max(b))
-            }
-        })
-        .collect()
 }
 
 fn in_ranges(ranges: &[(u32, u32)], n: u32) -> bool {
