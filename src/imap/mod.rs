@@ -10,6 +10,9 @@ pub mod search;
 mod selected;
 mod session;
 
+pub use commands::fetch::compute_item as fetch_item;
+pub use selected::clamp_set;
+
 use std::sync::Arc;
 use std::time::Duration;
 
