@@ -76,24 +76,39 @@ pub async fn authenticate(
     let user_name = user_name.to_string();
     let password = password.to_string();
     let store = store.clone();
-    // Argon2 is deliberately slow: keep it off the async workers.
+    // Argon2 is deliberately slow: keep it off the async workers, and off the store's one
+    // connection, so that a flood of failed logins does not hold up every other session.
+    let _permit = password_checks()
+        .acquire()
+        .await
+        .map_err(|_| AuthError::Store(StoreError::WorkerGone))?;
     tokio::task::spawn_blocking(move || {
-        store.call_blocking(|conn| check(conn, &user_name, &password, address.as_deref()))
+        let user = store.call_blocking(|conn| accounts::user_by_name(conn, &user_name))?;
+        let Some(user) = user.filter(|u| verify_password(&u.password_hash, &password)) else {
+            return Err(AuthError::BadCredentials);
+        };
+        store.call_blocking(|conn| assigned_login(conn, user, address.as_deref()))
     })
     .await
     .map_err(|_| AuthError::Store(StoreError::WorkerGone))?
 }
 
-fn check(
+/// Logins checked at once. Each Argon2 verification takes 19 MiB and a core for tens of
+/// milliseconds: a flood of logins waits here instead of growing memory without bound.
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// The login of a user whose password checked out: the mailboxes it reaches.
+fn assigned_login(
     conn: &rusqlite::Connection,
-    user_name: &str,
-    password: &str,
+    user: User,
     address: Option<&str>,
 ) -> Result<Login, AuthError> {
-    let user = accounts::user_by_name(conn, user_name)?;
-    let Some(user) = user.filter(|u| verify_password(&u.password_hash, password)) else {
-        return Err(AuthError::BadCredentials);
-    };
     let assigned = accounts::mailboxes_of_user(conn, user.id)?;
     match address {
         Some(address) => {

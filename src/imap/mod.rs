@@ -11,6 +11,9 @@ mod selected;
 mod session;
 pub mod throttle;
 
+pub use commands::fetch::compute_item as fetch_item;
+pub use selected::clamp_set;
+
 use std::sync::Arc;
 use std::time::Duration;
 

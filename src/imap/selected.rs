@@ -19,6 +19,29 @@ use super::names::VisibleMailbox;
 use crate::mailstore::{messages as stored, Flags, FolderRecord, MessageRecord, StoreResult};
 use crate::sync::{HotFolder, MailboxSync};
 
+/// The part of `set` that can name something when `largest` is the highest number in use
+/// (`*`): numbers above it are dropped, and a range reaching past it ends at it. Iterating
+/// `1:4294967295` would otherwise walk four billion numbers for a folder of ten messages.
+/// None when nothing is left.
+pub fn clamp_set(set: &SequenceSet, largest: NonZeroU32) -> Option<SequenceSet> {
+    let kept: Vec<Sequence> = set
+        .0
+        .as_ref()
+        .iter()
+        .filter_map(|sequence| match sequence {
+            Sequence::Single(a) => (a.expand(largest) <= largest).then(|| sequence.clone()),
+            Sequence::Range(a, b) => {
+                let (a, b) = (a.expand(largest), b.expand(largest));
+                let (low, high) = (a.min(b), a.max(b));
+                (low <= largest).then(|| {
+                    Sequence::Range(SeqOrUid::Value(low), SeqOrUid::Value(high.min(largest)))
+                })
+            }
+        })
+        .collect();
+    Vec1::try_from(kept).ok().map(SequenceSet)
+}
+
 pub(super) struct Selected {
     pub mailbox: VisibleMailbox,
     pub sync: Arc<MailboxSync>,
@@ -56,12 +79,18 @@ impl Selected {
                 .enumerate()
                 .map(|(i, m)| (m.uid, i))
                 .collect();
+            let Some(set) = clamp_set(set, largest) else {
+                return Vec::new();
+            };
             set.iter(largest)
                 .filter_map(|u| by_uid.get(&u.get()).copied())
                 .filter_map(|i| Some((NonZeroU32::new(i as u32 + 1)?, i)))
                 .collect()
         } else {
             let Some(largest) = NonZeroU32::new(self.exists()) else {
+                return Vec::new();
+            };
+            let Some(set) = clamp_set(set, largest) else {
                 return Vec::new();
             };
             set.iter(largest)

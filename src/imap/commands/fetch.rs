@@ -212,6 +212,18 @@ async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecor
     }
 }
 
+/// One FETCH data item computed from a message's record and bytes, exactly as a FETCH
+/// response carries it; None where the session would answer NO (BINARY of an unknown
+/// Content-Transfer-Encoding). Pure: used by the fuzz targets.
+pub fn compute_item(
+    name: &MessageDataItemName<'static>,
+    message: &MessageRecord,
+    raw: &[u8],
+    view: &MessageView<'_>,
+) -> Option<MessageDataItem<'static>> {
+    item(name, message, raw, view).ok()
+}
+
 fn item(
     name: &MessageDataItemName<'static>,
     message: &MessageRecord,
