@@ -205,7 +205,7 @@ fn imap_handle(
                     found.extend(NonZeroU32::new(n));
                 }
             }
-            out.push(Data::Search(found));
+            out.push(Data::Search(found, None));
             (out, true)
         }
         CommandBody::Append { message, .. } => {
