@@ -34,6 +34,7 @@ fn free_port() -> u16 {
 
 struct Ports {
     imap: u16,
+    imaps: u16,
     smtp: u16,
     smtps: u16,
     http: u16,
@@ -42,13 +43,14 @@ struct Ports {
 fn write_config(path: &Path, data_dir: &Path, graph: SocketAddr, ports: &Ports) {
     let text = format!(
         "data_dir = {data:?}\n\
-         [imap]\nlisten = \"127.0.0.1:{}\"\n\
+         [imap]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\n\
          [smtp]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\nsend_wait_secs = 2\n\
          [http]\nlisten = \"127.0.0.1:{}\"\n\
          [graph]\nbase_url = \"http://{graph}/v1.0\"\nlogin_url = \"http://{graph}\"\n\
          client_id = \"graphbridge-demo\"\n\
          [sync]\npoll_interval_secs = 1\nfull_poll_interval_secs = 2\n",
         ports.imap,
+        ports.imaps,
         ports.smtp,
         ports.smtps,
         ports.http,
@@ -130,6 +132,7 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
 
     let ports = Ports {
         imap: free_port(),
+        imaps: free_port(),
         smtp: free_port(),
         smtps: free_port(),
         http: free_port(),
