@@ -4,8 +4,6 @@
 //! Outlook gets a new UID in its new folder but keeps its bytes. Once stored, a body is never
 //! replaced, so the bytes served for a UID never change (ARCHITECTURE invariant 2).
 
-use std::io::Read;
-
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{StoreError, StoreResult};
@@ -309,21 +307,46 @@ pub fn get_body(
     mailbox_id: i64,
     graph_id: &str,
 ) -> StoreResult<Option<Vec<u8>>> {
-    let compressed: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2",
-            params![mailbox_id, graph_id],
-            |row| row.get(0),
-        )
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT size, zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2")?
+        .query_row(params![mailbox_id, graph_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?;
-    let Some(compressed) = compressed else {
+    let Some((size, compressed)) = row else {
         return Ok(None);
     };
-    let mut raw = Vec::new();
-    zstd::Decoder::new(compressed.as_slice())
-        .and_then(|mut d| d.read_to_end(&mut raw))
-        .map_err(|e| StoreError::CorruptBody(format!("{graph_id}: {e}")))?;
-    Ok(Some(raw))
+    decompress(&compressed, size)
+        .map(Some)
+        .map_err(|e| StoreError::CorruptBody(format!("{graph_id}: {e}")))
+}
+
+thread_local! {
+    /// One zstd decompression context per thread: making one costs more than decompressing a
+    /// typical message, and FETCH and SEARCH read thousands of bodies in a row.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a stored body of `size` bytes (the length recorded beside it).
+fn decompress(compressed: &[u8], size: i64) -> std::io::Result<Vec<u8>> {
+    let invalid = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
+    let capacity = usize::try_from(size).map_err(|_| invalid(format!("size {size}")))?;
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        let raw = decompressor.decompress(compressed, capacity)?;
+        if raw.len() != capacity {
+            return Err(invalid(format!(
+                "{} bytes where {capacity} were stored",
+                raw.len()
+            )));
+        }
+        Ok(raw)
+    })
 }
 
 /// A message whose body is not stored yet.
@@ -483,5 +506,16 @@ mod tests {
                 Ok(())
             })
             .expect("store");
+    }
+
+    #[test]
+    fn stored_bodies_decompress_with_a_reused_context() {
+        for raw in [b"".to_vec(), b"Subject: a\r\n\r\nb\r\n".repeat(1000)] {
+            let compressed = zstd::encode_all(raw.as_slice(), 3).expect("compress");
+            for _ in 0..2 {
+                let size = raw.len() as i64;
+                assert_eq!(decompress(&compressed, size).expect("decompress"), raw);
+            }
+        }
     }
 }
