@@ -211,15 +211,25 @@ pub fn find_macros(text: &str) -> Vec<MacroUse> {
     found
 }
 
-/// The `(Text)` after a macro name: (label, bytes consumed).
+/// The `(Text)` after a macro name: (label, bytes consumed). A `(` whose `)` comes only after
+/// another macro is no label (an unclosed macro): the other macro stays a macro of its own
+/// rather than disappearing into this one's text.
 fn macro_label(after: &str) -> (Option<String>, usize) {
     if !after.starts_with('(') {
         return (None, 0);
     }
     match after.find(')') {
-        Some(close) => (Some(after[1..close].trim().to_string()), close + 1),
-        None => (None, 0),
+        Some(close) if !contains_macro(&after[1..close]) => {
+            (Some(after[1..close].trim().to_string()), close + 1)
+        }
+        _ => (None, 0),
     }
+}
+
+fn contains_macro(text: &str) -> bool {
+    [LinkKind::Download, LinkKind::Agreement]
+        .iter()
+        .any(|kind| text.contains(kind.macro_name()))
 }
 
 /// A link as it replaces a macro.
