@@ -76,24 +76,25 @@ pub async fn authenticate(
     let user_name = user_name.to_string();
     let password = password.to_string();
     let store = store.clone();
-    // Argon2 is deliberately slow: keep it off the async workers.
+    // Argon2 is deliberately slow: keep it off the async workers, and off the store's
+    // connection, which every session and the sync engine share.
     tokio::task::spawn_blocking(move || {
-        store.call_blocking(|conn| check(conn, &user_name, &password, address.as_deref()))
+        let user = store.call_blocking(|conn| accounts::user_by_name(conn, &user_name))?;
+        let Some(user) = user.filter(|u| verify_password(&u.password_hash, &password)) else {
+            return Err(AuthError::BadCredentials);
+        };
+        store.call_blocking(|conn| login_for(conn, user, address.as_deref()))
     })
     .await
     .map_err(|_| AuthError::Store(StoreError::WorkerGone))?
 }
 
-fn check(
+/// What a user whose password was checked may see.
+fn login_for(
     conn: &rusqlite::Connection,
-    user_name: &str,
-    password: &str,
+    user: User,
     address: Option<&str>,
 ) -> Result<Login, AuthError> {
-    let user = accounts::user_by_name(conn, user_name)?;
-    let Some(user) = user.filter(|u| verify_password(&u.password_hash, password)) else {
-        return Err(AuthError::BadCredentials);
-    };
     let assigned = accounts::mailboxes_of_user(conn, user.id)?;
     match address {
         Some(address) => {
