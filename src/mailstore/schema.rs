@@ -183,6 +183,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN size_estimate INTEGER;
     "#,
+    // 5: the stored size of each body without its bytes: listing a folder (every SELECT,
+    // every refresh of a session) joins it, and the table's rows carry the compressed bodies.
+    r#"
+    CREATE INDEX bodies_size ON bodies(mailbox_id, graph_id, size);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
