@@ -341,8 +341,8 @@ fn idle_memory(
     settle();
     let idling = measure();
     eprintln!(
-        "{} connections to {addr} opened in {:.1} s",
-        n,
+        "{n} connections to {addr} opened in {:.1} s; server memory (KiB, main figure/RSS): \
+         {before:?} before, {logged_in:?} logged in, {idling:?} idling",
         started.elapsed().as_secs_f64()
     );
     let per = |after: (u64, u64)| {
