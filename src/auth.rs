@@ -7,6 +7,10 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::mailstore::{accounts, MailboxRecord, Store, StoreError, User};
 
@@ -43,14 +47,75 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Malformed)
 }
 
+/// Checks `password` against a stored argon2 hash. A success is remembered for a while (as
+/// Dovecot's auth cache does), so that a client opening several connections, or reconnecting,
+/// does not pay for argon2 (tens of milliseconds and 19 MiB) each time.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
+    let key = VerifiedLogins::get().key(hash, password);
+    if VerifiedLogins::get().contains(&key) {
+        return true;
+    }
+    let ok = PasswordHash::new(hash)
         .map(|parsed| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if ok {
+        VerifiedLogins::get().insert(key);
+    }
+    ok
+}
+
+/// How long a successful check is remembered; a changed password has another hash, so it
+/// never matches an entry made for the old one.
+const VERIFIED_FOR: Duration = Duration::from_secs(15 * 60);
+/// Most successful checks remembered at once.
+const VERIFIED_MAX: usize = 10_000;
+
+/// Successful password checks, keyed by SHA-256 over a per-process random secret, the stored
+/// hash and the password: neither is kept, and the keys are worthless outside this process.
+struct VerifiedLogins {
+    secret: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl VerifiedLogins {
+    fn get() -> &'static VerifiedLogins {
+        static VERIFIED: OnceLock<VerifiedLogins> = OnceLock::new();
+        VERIFIED.get_or_init(|| VerifiedLogins {
+            secret: rand::random(),
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn key(&self, hash: &str, password: &str) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(self.secret);
+        digest.update((hash.len() as u64).to_be_bytes());
+        digest.update(hash.as_bytes());
+        digest.update(password.as_bytes());
+        digest.finalize().into()
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .is_some_and(|checked| checked.elapsed() < VERIFIED_FOR)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= VERIFIED_MAX {
+            entries.retain(|_, checked| checked.elapsed() < VERIFIED_FOR);
+            if entries.len() >= VERIFIED_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, Instant::now());
+    }
 }
 
 /// Splits `address*user` into (Some(address), user); a plain `user` into (None, user).
@@ -84,13 +149,30 @@ pub async fn authenticate(
         .map_err(|_| AuthError::Store(StoreError::WorkerGone))?;
     tokio::task::spawn_blocking(move || {
         let user = store.call_blocking(|conn| accounts::user_by_name(conn, &user_name))?;
-        let Some(user) = user.filter(|u| verify_password(&u.password_hash, &password)) else {
+        let Some(user) = user else {
+            // An unknown name costs the same argon2 check as a wrong password, so that
+            // response times do not tell which user names exist.
+            verify_password(unknown_user_hash(), &password);
             return Err(AuthError::BadCredentials);
         };
+        if !verify_password(&user.password_hash, &password) {
+            return Err(AuthError::BadCredentials);
+        }
         store.call_blocking(|conn| assigned_login(conn, user, address.as_deref()))
     })
     .await
     .map_err(|_| AuthError::Store(StoreError::WorkerGone))?
+}
+
+/// A hash no password matches in practice (its password is random and forgotten), checked
+/// for unknown user names.
+fn unknown_user_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let forgotten: [u8; 16] = rand::random();
+        hash_password(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(forgotten))
+            .unwrap_or_default()
+    })
 }
 
 /// Logins checked at once. Each Argon2 verification takes 19 MiB and a core for tens of
@@ -209,5 +291,18 @@ mod tests {
         assert!(verify_password(&hash, "s3cret"));
         assert!(!verify_password(&hash, "S3cret"));
         assert!(!verify_password("not a hash", "s3cret"));
+    }
+
+    #[test]
+    fn a_remembered_check_still_refuses_other_passwords_and_other_hashes() {
+        let old = hash_password("first").expect("hash");
+        assert!(verify_password(&old, "first"));
+        assert!(verify_password(&old, "first"), "remembered");
+        assert!(!verify_password(&old, "First"));
+        assert!(!verify_password(&old, "firs"));
+        // The password changed: the old one no longer opens the account.
+        let new = hash_password("second").expect("hash");
+        assert!(!verify_password(&new, "first"));
+        assert!(verify_password(&new, "second"));
     }
 }

@@ -88,9 +88,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 
 /// All messages of a folder in UID order (which is also IMAP sequence order).
 pub fn list_messages(conn: &Connection, folder_id: i64) -> StoreResult<Vec<MessageRecord>> {
+    // `b.size` comes from the `bodies_size` index: the `bodies` rows hold the compressed
+    // bytes, and seeking through them made listing a 10,000-message folder ten times slower.
     let sql = format!(
         "SELECT {COLUMNS} FROM messages m JOIN folders f ON f.id = m.folder_id
-         LEFT JOIN bodies b ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
+         LEFT JOIN bodies b INDEXED BY bodies_size
+           ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
          WHERE m.folder_id = ?1 ORDER BY m.uid"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -105,7 +108,8 @@ pub fn message_by_uid(
 ) -> StoreResult<Option<MessageRecord>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM messages m JOIN folders f ON f.id = m.folder_id
-         LEFT JOIN bodies b ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
+         LEFT JOIN bodies b INDEXED BY bodies_size
+           ON b.mailbox_id = f.mailbox_id AND b.graph_id = m.graph_id
          WHERE m.folder_id = ?1 AND m.uid = ?2"
     );
     Ok(conn

@@ -197,6 +197,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE folders ADD COLUMN expunges_known_from INTEGER NOT NULL DEFAULT 0;
     UPDATE folders SET expunges_known_from = highest_modseq;
     "#,
+    // 6: the stored size of each body without its bytes: listing a folder (every SELECT,
+    // every refresh of a session) joins it, and the table's rows carry the compressed bodies.
+    r#"
+    CREATE INDEX bodies_size ON bodies(mailbox_id, graph_id, size);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
