@@ -51,9 +51,14 @@ impl Drop for Claim {
 }
 
 fn claim(bridge: &Bridge, id: i64) -> Option<Claim> {
-    let key = (bridge as *const Bridge as usize, id);
+    claim_key((bridge as *const Bridge as usize, id))
+}
+
+fn claim_key(key: (usize, i64)) -> Option<Claim> {
     let mut claims = CLAIMS.lock().unwrap_or_else(|p| p.into_inner());
-    claims.insert(key).then_some(Claim(key))
+    // Lazily: a Claim made for an item already claimed would be dropped here, locking CLAIMS
+    // again (a deadlock of the whole worker thread) and releasing the other holder's claim.
+    claims.insert(key).then(|| Claim(key))
 }
 
 /// What one attempt came to.
@@ -532,5 +537,20 @@ pub fn crash_point(point: &str) {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::claim_key;
+
+    #[test]
+    fn a_second_claim_of_one_item_is_refused_and_leaves_the_first_in_place() {
+        let key = (usize::MAX, 42);
+        let first = claim_key(key).expect("first claim");
+        assert!(claim_key(key).is_none(), "already claimed");
+        assert!(claim_key(key).is_none(), "the refused claim did not release the first");
+        drop(first);
+        assert!(claim_key(key).is_some(), "free again once the first is dropped");
     }
 }
