@@ -211,14 +211,18 @@ pub fn find_macros(text: &str) -> Vec<MacroUse> {
     found
 }
 
-/// The `(Text)` after a macro name: (label, bytes consumed).
+/// The `(Text)` after a macro name: (label, bytes consumed). The label ends at the first `)`;
+/// a `(` before it means this parenthesis was never closed (the `)` belongs to something
+/// later, such as the next macro), so the macro stands alone and gets the default label.
 fn macro_label(after: &str) -> (Option<String>, usize) {
-    if !after.starts_with('(') {
+    let Some(inner) = after.strip_prefix('(') else {
         return (None, 0);
-    }
-    match after.find(')') {
-        Some(close) => (Some(after[1..close].trim().to_string()), close + 1),
-        None => (None, 0),
+    };
+    match inner.find([')', '(']) {
+        Some(close) if inner[close..].starts_with(')') => {
+            (Some(inner[..close].trim().to_string()), close + 2)
+        }
+        _ => (None, 0),
     }
 }
 
