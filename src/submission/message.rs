@@ -212,15 +212,20 @@ pub fn find_macros(text: &str) -> Vec<MacroUse> {
 }
 
 /// The `(Text)` after a macro name: (label, bytes consumed). The label ends at the first `)`;
-/// a `(` before it means this parenthesis was never closed (the `)` belongs to something
-/// later, such as the next macro), so the macro stands alone and gets the default label.
+/// a `(` or another macro before it means this parenthesis was never closed (the `)` belongs
+/// to something later), so the macro stands alone and gets the default label.
 fn macro_label(after: &str) -> (Option<String>, usize) {
     let Some(inner) = after.strip_prefix('(') else {
         return (None, 0);
     };
     match inner.find([')', '(']) {
         Some(close) if inner[close..].starts_with(')') => {
-            (Some(inner[..close].trim().to_string()), close + 2)
+            let label = &inner[..close];
+            let names = [LinkKind::Download, LinkKind::Agreement].map(LinkKind::macro_name);
+            if names.iter().any(|name| label.contains(name)) {
+                return (None, 0);
+            }
+            (Some(label.trim().to_string()), close + 2)
         }
         _ => (None, 0),
     }
