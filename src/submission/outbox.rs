@@ -549,8 +549,14 @@ mod claim_tests {
         let key = (usize::MAX, 42);
         let first = claim_key(key).expect("first claim");
         assert!(claim_key(key).is_none(), "already claimed");
-        assert!(claim_key(key).is_none(), "the refused claim did not release the first");
+        assert!(
+            claim_key(key).is_none(),
+            "the refused claim did not release the first"
+        );
         drop(first);
-        assert!(claim_key(key).is_some(), "free again once the first is dropped");
+        assert!(
+            claim_key(key).is_some(),
+            "free again once the first is dropped"
+        );
     }
 }
