@@ -987,21 +987,32 @@ async fn run(settings: Settings) -> Result<usize, AnyError> {
         sent.confirmed.extend(s.confirmed);
         sent.uncertain.extend(s.uncertain);
     }
+    // Messages that met a fault wait out their retry backoff (30 s, doubling): the outbox
+    // may take minutes to drain. Bounded: ten minutes at most.
     let db = data.path().join("graphbridge.sqlite3");
-    let mut drained = false;
-    for _ in 0..240 {
+    let mut still_queued = usize::MAX;
+    let drain_started = Instant::now();
+    while drain_started.elapsed() < Duration::from_secs(600) {
         if let Ok(store) = Store::open(&db) {
-            if store
-                .call(|c| outbox::queued(c))
-                .await
-                .is_ok_and(|q| q.is_empty())
-            {
-                drained = true;
-                break;
+            if let Ok(queued) = store.call(|c| outbox::queued(c)).await {
+                still_queued = queued.len();
+                if queued.is_empty() {
+                    break;
+                }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let drained = still_queued == 0;
+    println!(
+        "outbox: {} after {:.0} s",
+        if drained {
+            "drained".to_string()
+        } else {
+            format!("{still_queued} still queued")
+        },
+        drain_started.elapsed().as_secs_f64()
+    );
     // Clients do their final UID check once the bridge has caught up.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let mut own = Vec::new();
@@ -1019,7 +1030,9 @@ async fn run(settings: Settings) -> Result<usize, AnyError> {
         eprintln!("FAIL: {what}");
     };
     if !drained {
-        fail("the outbox did not drain".into());
+        fail(format!(
+            "the outbox did not drain ({still_queued} still queued)"
+        ));
     }
     // The tokens were expired mid-run: Outlook signs in again.
     let graph = Graph::sign_in(emulator.addr).await?;

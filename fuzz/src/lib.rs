@@ -439,14 +439,18 @@ fn submitted(raw: &[u8]) {
 /// message whose files are replaced by links.
 pub fn link_macros(data: &[u8]) {
     use graphbridge::submission::message::LinkKind;
+    // Each URL carries one character of its own: counting it tells how many links were
+    // written, which no concatenation of input and output can fake.
+    const DOWNLOAD_MARK: char = '\u{E000}';
+    const AGREEMENT_MARK: char = '\u{E001}';
     let links = [
         submission::RenderedLink {
             kind: LinkKind::Download,
-            url: "https://bridge.example/d/abc?x=1&y=\"2\"".into(),
+            url: format!("https://bridge.example/d/abc?x=1&y=\"2\"#{DOWNLOAD_MARK}"),
         },
         submission::RenderedLink {
             kind: LinkKind::Agreement,
-            url: "https://bridge.example/a/def".into(),
+            url: format!("https://bridge.example/a/def#{AGREEMENT_MARK}"),
         },
     ];
     let text = String::from_utf8_lossy(data);
@@ -455,10 +459,25 @@ pub fn link_macros(data: &[u8]) {
     let html = submission::substitute_html(&text, &links);
     if found.is_empty() {
         assert_eq!(plain, text, "text without macros is left alone");
-    } else {
-        for name in ["_downloadLink", "_agreementLink"] {
-            assert!(!plain.contains(name), "a macro survived the rewrite");
-        }
+    }
+    // Every macro found is replaced by exactly one link, in one pass: a link's label that
+    // spells a macro together with the text before it is not substituted again.
+    for (kind, mark) in [
+        (LinkKind::Download, DOWNLOAD_MARK),
+        (LinkKind::Agreement, AGREEMENT_MARK),
+    ] {
+        let count = |s: &str| s.chars().filter(|c| *c == mark).count();
+        let macros = found.iter().filter(|m| m.kind == kind).count();
+        assert_eq!(
+            count(&plain),
+            count(&text) + macros,
+            "one link per {kind:?} macro"
+        );
+        assert_eq!(
+            count(&html),
+            count(&text) + macros,
+            "one link per {kind:?} macro"
+        );
     }
     std::hint::black_box(html.len());
     if let Some(rewritten) = submission::replace_attachments(data, &links) {

@@ -195,32 +195,56 @@ pub fn sanitize_name(name: &str) -> String {
 /// `_downloadLink(Text)` and `_agreementLink(Text)` occurrences (the label may be empty).
 pub fn find_macros(text: &str) -> Vec<MacroUse> {
     let mut found = Vec::new();
-    for kind in [LinkKind::Download, LinkKind::Agreement] {
-        let name = kind.macro_name();
-        let mut rest = text;
-        while let Some(at) = rest.find(name) {
-            let after = &rest[at + name.len()..];
-            let (label, consumed) = macro_label(after);
-            found.push(MacroUse {
-                kind,
-                label: label.unwrap_or_default(),
-            });
-            rest = &after[consumed..];
-        }
+    let mut rest = text;
+    while let Some(at) = next_macro(rest) {
+        found.push(MacroUse {
+            kind: at.kind,
+            label: at.label.unwrap_or_default(),
+        });
+        rest = &rest[at.end..];
     }
     found
 }
 
-/// The `(Text)` after a macro name: (label, bytes consumed). A `(` whose `)` comes only after
-/// another macro is no label (an unclosed macro): the other macro stays a macro of its own
-/// rather than disappearing into this one's text.
+/// One macro in a text: where it starts and ends, and what it says.
+struct MacroAt {
+    start: usize,
+    end: usize,
+    kind: LinkKind,
+    label: Option<String>,
+}
+
+/// The first macro of either kind in `text`. Finding and substituting both walk the text once
+/// with this, left to right, so that what a substitution writes is never read as a macro again.
+fn next_macro(text: &str) -> Option<MacroAt> {
+    let (start, kind) = [LinkKind::Download, LinkKind::Agreement]
+        .into_iter()
+        .filter_map(|kind| text.find(kind.macro_name()).map(|at| (at, kind)))
+        .min_by_key(|(at, _)| *at)?;
+    let label_at = start + kind.macro_name().len();
+    let (label, consumed) = macro_label(&text[label_at..]);
+    Some(MacroAt {
+        start,
+        end: label_at + consumed,
+        kind,
+        label,
+    })
+}
+
+/// The `(Text)` after a macro name: (label, bytes consumed). The label ends at the first `)`;
+/// a `(` or another macro before it means this parenthesis was never closed (the `)` belongs
+/// to something later), so the macro stands alone and gets the default label.
 fn macro_label(after: &str) -> (Option<String>, usize) {
-    if !after.starts_with('(') {
+    let Some(inner) = after.strip_prefix('(') else {
         return (None, 0);
-    }
-    match after.find(')') {
-        Some(close) if !contains_macro(&after[1..close]) => {
-            (Some(after[1..close].trim().to_string()), close + 1)
+    };
+    match inner.find([')', '(']) {
+        Some(close) if inner[close..].starts_with(')') => {
+            let label = &inner[..close];
+            if contains_macro(label) {
+                return (None, 0);
+            }
+            (Some(label.trim().to_string()), close + 2)
         }
         _ => (None, 0),
     }
@@ -252,24 +276,23 @@ pub fn substitute_html(html: &str, links: &[RenderedLink]) -> String {
 }
 
 fn substitute(text: &str, links: &[RenderedLink], render: impl Fn(&str, &str) -> String) -> String {
-    let mut out = text.to_string();
-    for link in links {
-        let name = link.kind.macro_name();
-        let mut result = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(name) {
-            result.push_str(&rest[..at]);
-            let after = &rest[at + name.len()..];
-            let (label, consumed) = macro_label(after);
-            let label = label
-                .filter(|l| !l.is_empty())
-                .unwrap_or_else(|| default_label(link.kind).to_string());
-            result.push_str(&render(&label, &link.url));
-            rest = &after[consumed..];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = next_macro(rest) {
+        out.push_str(&rest[..at.start]);
+        match links.iter().find(|link| link.kind == at.kind) {
+            Some(link) => {
+                let label = at
+                    .label
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or_else(|| default_label(at.kind).to_string());
+                out.push_str(&render(&label, &link.url));
+            }
+            None => out.push_str(&rest[at.start..at.end]),
         }
-        result.push_str(rest);
-        out = result;
+        rest = &rest[at.end..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -587,6 +610,30 @@ JVBERi0xLjQK\r\n--b--\r\n";
             out,
             "<p><a href=\"https://x.test/d/t\">Terms &amp; files</a></p>"
         );
+    }
+
+    #[test]
+    fn substitution_is_one_pass() {
+        let links = [
+            RenderedLink {
+                kind: LinkKind::Download,
+                url: "D".into(),
+            },
+            RenderedLink {
+                kind: LinkKind::Agreement,
+                url: "A".into(),
+            },
+        ];
+        // A label that, joined to the text before it, spells the other macro stays text.
+        assert_eq!(
+            substitute_text("_agreement_downloadLink(Link)", &links),
+            "_agreementLink: D"
+        );
+        assert_eq!(
+            substitute_text("_d_agreementLink(ownloadLink)", &links),
+            "_downloadLink: A"
+        );
+        assert_eq!(find_macros("_agreement_downloadLink(Link)").len(), 1);
     }
 
     #[test]
