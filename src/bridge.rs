@@ -129,14 +129,18 @@ impl Bridge {
             self.config.graph.max_concurrent_requests,
             self.request_budget(),
         );
+        // Two callers (the outbox and a login, say) may build a client for the same account at
+        // once; only the first is kept. Two clients would each allow the mailbox's 4 requests
+        // in flight, and each rotate the same refresh token.
+        let mut syncs = self.syncs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = syncs.get(&account_id) {
+            return Ok(existing.clone());
+        }
         let sync = MailboxSync::new(account_id, Arc::new(client), self.store.clone());
         if !self.config.http.public_url.is_empty() {
             sync.enable_push(&self.config.http.public_url);
         }
-        self.syncs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account_id, sync.clone());
+        syncs.insert(account_id, sync.clone());
         Ok(sync)
     }
 
