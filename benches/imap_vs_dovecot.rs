@@ -24,10 +24,22 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/dovecot_support/mod.rs"]
+mod dovecot_support;
+
+use dovecot_support::{Dovecot, DOVECOT};
 use graphbridge::demo::{self, DemoOptions, DEMO_MAILBOX, DEMO_PASSWORD, DEMO_USER};
 use graphbridge::emulator::generate::{write_fixtures, GenerateOptions};
 
-const DOVECOT: &str = "/usr/sbin/dovecot";
+/// Dovecot tuned for the load: no fsync per message (the bridge's store does not sync either
+/// while bodies are cached) and room for the idle connections.
+const BENCH_LIMITS: &str = "mail_fsync = never
+default_process_limit = 5000
+default_client_limit = 10000
+protocol imap {
+  mail_max_userip_connections = 10000
+}
+";
 const SEARCH_WORD: &str = "renewal";
 const BODY_FETCHES: usize = 500;
 const RUNS: usize = 5;
@@ -112,7 +124,7 @@ fn main() {
         || rss_kib(bridge.child.id()),
     );
 
-    let dovecot = Dovecot::start();
+    let dovecot = Dovecot::start("bench", BENCH_LIMITS);
     let started = Instant::now();
     let mut theirs = Client::login(dovecot.addr(), "tester", "secret");
     theirs.append_all(&messages);
@@ -175,7 +187,7 @@ fn main() {
         dovecot.addr(),
         ("tester", "secret"),
         args.connections,
-        || dovecot.memory_kib(),
+        || dovecot_memory_kib(&dovecot),
     );
     println!();
     println!(
@@ -355,6 +367,29 @@ fn idle_memory(
         logged_in: per(logged_in),
         idling: per(idling),
     }
+}
+
+/// (PSS, RSS) in KiB, summed over Dovecot's processes.
+fn dovecot_memory_kib(dovecot: &Dovecot) -> (u64, u64) {
+    let Some(master) = dovecot.master_pid() else {
+        return (0, 0);
+    };
+    let mut pss = pss_kib(master);
+    let mut rss = status_kib(master, "VmRSS:");
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if status_kib(pid, "PPid:") == u64::from(master) {
+            pss += pss_kib(pid);
+            rss += status_kib(pid, "VmRSS:");
+        }
+    }
+    (pss, rss)
 }
 
 fn settle() {
@@ -659,165 +694,3 @@ fn parse_fetch(response: &[u8]) -> Option<(String, String, Vec<u8>)> {
 
 // ---------------------------------------------------------------------------------------
 // Dovecot
-
-/// A Dovecot instance for this run, stopped on drop.
-struct Dovecot {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Dovecot {
-    fn start() -> Dovecot {
-        use std::os::unix::fs::{chown, PermissionsExt};
-        let dir = tempfile::tempdir().expect("temp dir");
-        let base = dir.path();
-        for sub in ["run", "state", "mail", "home"] {
-            std::fs::create_dir_all(base.join(sub)).expect("mkdir");
-        }
-        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let port = free_port();
-        let (user, uid, gid) = mail_user();
-        for sub in ["mail", "home"] {
-            chown(base.join(sub), Some(uid), Some(gid)).expect("chown mail dirs");
-        }
-        std::fs::write(base.join("passwd"), "tester:{PLAIN}secret::::::\n").expect("passwd");
-        std::fs::write(
-            base.join("dovecot.conf"),
-            dovecot_config(base, port, &user, uid, gid),
-        )
-        .expect("config");
-        let status = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(base.join("dovecot.conf"))
-            .status()
-            .expect("run dovecot");
-        let log = || std::fs::read_to_string(base.join("log")).unwrap_or_default();
-        assert!(status.success(), "dovecot failed to start: {}", log());
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Dovecot { dir, port };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("dovecot never listened on {port}: {}", log());
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// (PSS, RSS) in KiB, summed over Dovecot's processes.
-    fn memory_kib(&self) -> (u64, u64) {
-        let master: Option<u32> = std::fs::read_to_string(self.dir.path().join("run/master.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
-        let Some(master) = master else {
-            return (0, 0);
-        };
-        let mut pss = pss_kib(master);
-        let mut rss = status_kib(master, "VmRSS:");
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if status_kib(pid, "PPid:") == u64::from(master) {
-                pss += pss_kib(pid);
-                rss += status_kib(pid, "VmRSS:");
-            }
-        }
-        (pss, rss)
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let _ = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(self.dir.path().join("dovecot.conf"))
-            .arg("stop")
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// The account Dovecot runs mail processes as: ourselves, or as root (which Dovecot refuses
-/// for mail access) the `dovecot` system user the package creates.
-fn mail_user() -> (String, u32, u32) {
-    use std::os::unix::fs::MetadataExt;
-    let me = std::fs::metadata("/proc/self").expect("/proc/self");
-    let wanted = if me.uid() == 0 { Some("dovecot") } else { None };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    for line in passwd.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 {
-            continue;
-        }
-        let (uid, gid) = (
-            f[2].parse().unwrap_or(u32::MAX),
-            f[3].parse().unwrap_or(u32::MAX),
-        );
-        if wanted.map_or(uid == me.uid(), |w| f[0] == w) {
-            return (f[0].to_string(), uid, gid);
-        }
-    }
-    panic!("no suitable user for dovecot's mail processes");
-}
-
-fn dovecot_config(base: &Path, port: u16, user: &str, uid: u32, gid: u32) -> String {
-    let b = base.display();
-    let own_users = if uid == 0 || user == "dovecot" {
-        String::new()
-    } else {
-        format!("default_internal_user = {user}\ndefault_login_user = {user}\ndefault_internal_group = {user}\n")
-    };
-    format!(
-        "base_dir = {b}/run
-state_dir = {b}/state
-log_path = {b}/log
-instance_name = graphbridge-bench-{port}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-login_trusted_networks = 127.0.0.0/8
-auth_mechanisms = plain
-first_valid_uid = {uid}
-mail_location = maildir:{b}/mail/%u
-mail_fsync = never
-default_process_limit = 5000
-default_client_limit = 10000
-{own_users}passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {b}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={b}/home/%u
-}}
-protocol imap {{
-  mail_max_userip_connections = 10000
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-"
-    )
-}

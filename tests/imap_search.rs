@@ -8,15 +8,17 @@
 
 mod common;
 
+#[allow(dead_code)]
+mod dovecot_support;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{start_demo, Imap};
+use dovecot_support::{Dovecot, DOVECOT};
 use graphbridge::demo::{DEMO_PASSWORD, DEMO_USER};
 use graphbridge::imap::fetch::normalize_line_endings;
 use graphbridge::imap::search::{Candidate, Content, Query, Scope};
@@ -24,8 +26,6 @@ use graphbridge::mailstore::{Flags, MessageRecord};
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::CommandCodec;
-
-const DOVECOT: &str = "/usr/sbin/dovecot";
 
 /// The numbers of the `* SEARCH` response of a reply.
 fn numbers(reply: &common::Reply) -> Vec<u32> {
@@ -434,7 +434,7 @@ fn matcher_agrees_with_dovecot_on_the_mime_corpus() {
         .map(|p| normalize_line_endings(&fs::read(p).expect("fixture")).into_owned())
         .collect();
     assert!(corpus.len() >= 15);
-    let dovecot = Dovecot::start();
+    let dovecot = Dovecot::start("search-oracle", "");
     let mut oracle = Client::connect(
         SocketAddr::from(([127, 0, 0, 1], dovecot.port)),
         "tester secret",
@@ -529,7 +529,7 @@ const FOLDERS: &[&str] = &[
 ];
 
 fn compare_with_dovecot(bridge_addr: SocketAddr) {
-    let dovecot = Dovecot::start();
+    let dovecot = Dovecot::start("search-oracle", "");
     let mut bridge = Client::connect(bridge_addr, &format!("{DEMO_USER} {DEMO_PASSWORD}"));
     let mut oracle = Client::connect(
         SocketAddr::from(([127, 0, 0, 1], dovecot.port)),
@@ -627,141 +627,6 @@ impl Fetched {
             body,
         }
     }
-}
-
-struct Dovecot {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Dovecot {
-    fn start() -> Dovecot {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let base = dir.path();
-        for sub in ["run", "state", "mail", "home"] {
-            fs::create_dir_all(base.join(sub)).expect("mkdir");
-        }
-        fs::set_permissions(base, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let port = free_port();
-        let (user, uid, gid) = mail_user();
-        for sub in ["mail", "home"] {
-            chown(base.join(sub), Some(uid), Some(gid)).expect("chown mail dirs");
-        }
-        fs::write(base.join("passwd"), "tester:{PLAIN}secret::::::\n").expect("passwd");
-        fs::write(
-            base.join("dovecot.conf"),
-            config(base, port, &user, uid, gid),
-        )
-        .expect("config");
-        // INTERNALDATE searches compare dates in the server's zone; the bridge uses UTC.
-        let status = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(base.join("dovecot.conf"))
-            .env("TZ", "UTC")
-            .status()
-            .expect("run dovecot");
-        assert!(status.success(), "dovecot failed to start: {}", log(base));
-        let server = Dovecot { dir, port };
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", server.port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "dovecot never listened on {port}: {}",
-            log(server.dir.path())
-        );
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("dovecot log:\n{}", log(self.dir.path()));
-        }
-        let _ = Command::new(DOVECOT)
-            .arg("-c")
-            .arg(self.dir.path().join("dovecot.conf"))
-            .arg("stop")
-            .status();
-    }
-}
-
-fn log(base: &Path) -> String {
-    fs::read_to_string(base.join("log")).unwrap_or_default()
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// The account Dovecot runs mail processes as: ourselves, or as root (which Dovecot
-/// refuses for mail access) the `dovecot` system user the package creates.
-fn mail_user() -> (String, u32, u32) {
-    let me = fs::metadata("/proc/self").expect("/proc/self");
-    let wanted = if me.uid() == 0 { Some("dovecot") } else { None };
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    for line in passwd.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 {
-            continue;
-        }
-        let (uid, gid) = (
-            f[2].parse().unwrap_or(u32::MAX),
-            f[3].parse().unwrap_or(u32::MAX),
-        );
-        if wanted.map_or(uid == me.uid(), |w| f[0] == w) {
-            return (f[0].to_string(), uid, gid);
-        }
-    }
-    panic!("no suitable user for dovecot's mail processes");
-}
-
-fn config(base: &Path, port: u16, user: &str, uid: u32, gid: u32) -> String {
-    let b = base.display();
-    let own_users = if uid == 0 || user == "dovecot" {
-        String::new()
-    } else {
-        format!("default_internal_user = {user}\ndefault_login_user = {user}\ndefault_internal_group = {user}\n")
-    };
-    format!(
-        "base_dir = {b}/run
-state_dir = {b}/state
-log_path = {b}/log
-instance_name = graphbridge-search-oracle-{port}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-login_trusted_networks = 127.0.0.0/8
-auth_mechanisms = plain
-first_valid_uid = {uid}
-mail_location = maildir:{b}/mail/%u
-{own_users}passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {b}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={b}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-"
-    )
 }
 
 /// A blocking IMAP client that keeps response bytes as they are (message bodies may be
