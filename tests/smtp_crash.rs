@@ -3,6 +3,7 @@
 //! after the commit), restarted, and every message must be in Sent Items (and delivered)
 //! exactly once. The Graph emulator runs in this test process, so it survives the kills.
 
+mod common;
 mod smtp_support;
 
 use std::io::{BufRead, BufReader};

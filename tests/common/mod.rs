@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sign_in;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -185,45 +187,12 @@ pub struct GraphPeek {
 
 impl GraphPeek {
     pub async fn sign_in(graph: SocketAddr) -> GraphPeek {
-        graphbridge::tls::install_crypto_provider();
         let http = reqwest::Client::new();
-        let base = format!("http://{graph}");
-        let code: serde_json::Value = http
-            .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-            .form(&[
-                ("client_id", "tests"),
-                ("scope", "offline_access Mail.ReadWrite"),
-            ])
-            .send()
-            .await
-            .expect("devicecode")
-            .json()
-            .await
-            .expect("devicecode JSON");
-        let device_code = code["device_code"]
-            .as_str()
-            .expect("device_code")
-            .to_string();
-        let token: serde_json::Value = http
-            .post(format!("{base}/common/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                ("client_id", "tests"),
-                ("device_code", device_code.as_str()),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token JSON");
+        let token = sign_in::emulator_token(&http, graph, "offline_access Mail.ReadWrite").await;
         GraphPeek {
             http,
-            base: format!("{base}/v1.0"),
-            token: token["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_string(),
+            base: format!("http://{graph}/v1.0"),
+            token,
         }
     }
 

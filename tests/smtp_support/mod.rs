@@ -97,46 +97,14 @@ pub struct Outlook {
 
 impl Outlook {
     pub async fn sign_in(graph: SocketAddr) -> Outlook {
-        graphbridge::tls::install_crypto_provider();
         let http = reqwest::Client::new();
-        let base = format!("http://{graph}");
-        let code: serde_json::Value = http
-            .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-            .form(&[
-                ("client_id", "tests"),
-                ("scope", "offline_access Mail.ReadWrite Mail.Send"),
-            ])
-            .send()
-            .await
-            .expect("devicecode")
-            .json()
-            .await
-            .expect("devicecode JSON");
-        let device_code = code["device_code"]
-            .as_str()
-            .expect("device_code")
-            .to_string();
-        let token: serde_json::Value = http
-            .post(format!("{base}/common/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                ("client_id", "tests"),
-                ("device_code", device_code.as_str()),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token JSON");
-        Outlook {
-            http,
+        let token = crate::common::sign_in::emulator_token(
+            &http,
             graph,
-            token: token["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_string(),
-        }
+            "offline_access Mail.ReadWrite Mail.Send",
+        )
+        .await;
+        Outlook { http, graph, token }
     }
 
     /// Messages of a folder (well-known name), with subject, from, attachments flag, id.
