@@ -209,3 +209,42 @@ async fn activities_reach_a_webhook_that_fails_at_first() {
     assert!(calls.load(Ordering::SeqCst) >= 2);
     demo.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_waits_for_a_new_signin_when_microsoft_refused_the_old_one() {
+    let demo = start_demo(None).await;
+    let mut smtp = Smtp::login(demo.running.smtp).await;
+    let graph = demo.graph.addr;
+    let http = reqwest::Client::new();
+    for path in [format!("accounts/{SALES}/revoke"), "tokens/expire".into()] {
+        let response = http
+            .post(format!("http://{graph}/_emulator/{path}"))
+            .send()
+            .await
+            .expect("control");
+        assert!(response.status().is_success(), "{path}");
+    }
+    // A client's SELECT makes the bridge talk to Graph, which refuses the refresh token.
+    let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    let _ = imap.cmd("SELECT INBOX").await;
+    let store = demo.running.bridge.store.clone();
+    let marked = eventually(Duration::from_secs(60), || {
+        let store = store.clone();
+        async move {
+            store
+                .call(|c| accounts::mailbox_by_address(c, SALES))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.signin_state == accounts::SigninState::NeedsSignin)
+        }
+    })
+    .await;
+    assert!(marked, "the refused sign-in is noticed");
+    let reply = smtp.cmd(&format!("MAIL FROM:<{SALES}>")).await;
+    assert!(
+        reply.starts_with("451 4.7.0") && reply.contains(&format!("mailbox signin {SALES}")),
+        "{reply}"
+    );
+    demo.stop().await;
+}

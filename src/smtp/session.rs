@@ -13,7 +13,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::conn::Conn;
 use crate::auth::{self, AuthError, Login};
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, BridgeError};
+use crate::mailstore::MailboxRecord;
 use crate::submission::outbox::{self, Immediate};
 use crate::submission::{self, Envelope};
 
@@ -287,7 +288,7 @@ impl Session {
                 mechanism,
                 initial_response,
             } => return self.auth_start(mechanism, initial_response).await,
-            Request::Mail { from } => self.mail(from.address, from.size),
+            Request::Mail { from } => self.mail(from.address, from.size).await,
             Request::Rcpt { to } => self.rcpt(to.address),
             Request::Data => return self.data(),
             Request::Bdat {
@@ -342,15 +343,18 @@ impl Session {
         self.start_tls = true;
     }
 
-    fn mail(&mut self, from: String, declared_size: usize) {
-        if self.login.is_none() {
+    async fn mail(&mut self, from: String, declared_size: usize) {
+        let Some(mailbox) = self.login.as_ref().map(|l| l.primary.clone()) else {
             return self.reply("530 5.7.0 Authentication required");
-        }
+        };
         if !self.helo {
             return self.reply("503 5.5.1 Say EHLO first");
         }
         if self.mail_from.is_some() {
             return self.reply("503 5.5.1 MAIL already given");
+        }
+        if let Some(refusal) = signin_refusal(&self.bridge, &mailbox).await {
+            return self.reply(&refusal);
         }
         let limit = self.size_limit();
         if declared_size > limit {
@@ -569,4 +573,21 @@ fn take_line(bytes: &mut std::slice::Iter<'_, u8>, line: &mut Vec<u8>) -> Option
         }
     }
     None
+}
+
+/// The answer to MAIL when the mailbox has no usable Microsoft sign-in: a message accepted now
+/// could only fail later in the outbox. Temporary (4xx), as an administrator can fix it.
+async fn signin_refusal(bridge: &Bridge, mailbox: &MailboxRecord) -> Option<String> {
+    if bridge.sync_for(mailbox).is_some() {
+        return None;
+    }
+    // Signed in since this process started (by the CLI, say): the tokens are in the store.
+    match bridge.attach_account(mailbox.account_id()).await {
+        Ok(sync) if !sync.needs_signin() => None,
+        Ok(_) | Err(BridgeError::NotSignedIn(_)) => Some(format!(
+            "451 4.7.0 {} has no usable Microsoft sign-in; an administrator must run `graphbridge mailbox signin {}`",
+            mailbox.address, mailbox.address
+        )),
+        Err(e) => Some(format!("451 4.7.0 {e}")),
+    }
 }
