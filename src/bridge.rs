@@ -91,15 +91,39 @@ impl Bridge {
             .collect()
     }
 
+    /// The sync engine that serves `mailbox`, attached from the stored tokens (with its sync
+    /// loop) when there is none yet: a sign-in made by the CLI while the bridge runs is picked
+    /// up by the first client or message that needs it.
+    pub async fn sync_or_attach(
+        &self,
+        mailbox: &MailboxRecord,
+    ) -> Result<Arc<MailboxSync>, BridgeError> {
+        if let Some(sync) = self.sync_for(mailbox) {
+            return Ok(sync);
+        }
+        let account_id = mailbox.account_id();
+        let (sync, created) = self.attach(account_id).await?;
+        if created {
+            let schedule = self.poll_schedule(account_id).await;
+            tokio::spawn(sync.clone().run(schedule, self.loop_stop(account_id)));
+        }
+        Ok(sync)
+    }
+
     /// Builds the Graph client and sync engine of a signed-in account from its stored tokens.
     pub async fn attach_account(&self, account_id: i64) -> Result<Arc<MailboxSync>, BridgeError> {
+        self.attach(account_id).await.map(|(sync, _)| sync)
+    }
+
+    /// The account's sync engine, and whether this call made it.
+    async fn attach(&self, account_id: i64) -> Result<(Arc<MailboxSync>, bool), BridgeError> {
         if let Some(existing) = self
             .syncs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&account_id)
         {
-            return Ok(existing.clone());
+            return Ok((existing.clone(), false));
         }
         let (record, stored) = self
             .store
@@ -134,14 +158,14 @@ impl Bridge {
         // in flight, and each rotate the same refresh token.
         let mut syncs = self.syncs.write().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = syncs.get(&account_id) {
-            return Ok(existing.clone());
+            return Ok((existing.clone(), false));
         }
         let sync = MailboxSync::new(account_id, Arc::new(client), self.store.clone());
         if !self.config.http.public_url.is_empty() {
             sync.enable_push(&self.config.http.public_url);
         }
         syncs.insert(account_id, sync.clone());
-        Ok(sync)
+        Ok((sync, true))
     }
 
     fn request_budget(&self) -> RequestBudget {

@@ -112,3 +112,43 @@ async fn uid_state_of(addr: std::net::SocketAddr, folder: &str) -> (String, Vec<
     fetch.assert_ok();
     (validity, fetch.untagged.clone())
 }
+
+/// A mailbox the running bridge has no engine for (signed in by the CLI after it started, say)
+/// is attached by its first client, with a sync loop that keeps it current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_signed_in_while_running_is_picked_up_by_its_first_client() {
+    let demo = common::start_demo(None).await;
+    let bridge = demo.running.bridge.clone();
+    let mailbox = bridge
+        .store
+        .call(|c| graphbridge::mailstore::accounts::mailbox_by_address(c, demo::DEMO_MAILBOX))
+        .await
+        .expect("store")
+        .expect("demo mailbox");
+    bridge.detach_account(mailbox.id);
+    assert!(bridge.sync_for(&mailbox).is_none(), "detached");
+
+    let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    imap.cmd("SELECT INBOX").await.assert_ok();
+    assert!(bridge.sync_for(&mailbox).is_some(), "attached by SELECT");
+
+    // The loop started with it brings new mail without the client asking.
+    common::deliver(
+        demo.graph.addr,
+        demo::DEMO_MAILBOX,
+        "inbox",
+        b"From: a@example.test\r\nSubject: picked up\r\n\r\nhello\r\n",
+    )
+    .await;
+    imap.send_raw(b"i1 IDLE\r\n").await;
+    let mut saw_exists = false;
+    for _ in 0..40 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(1), imap.read_line()).await;
+        if line.is_ok_and(|l| l.contains(" EXISTS")) {
+            saw_exists = true;
+            break;
+        }
+    }
+    assert!(saw_exists, "IDLE saw the new message");
+    demo.stop().await;
+}

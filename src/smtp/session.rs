@@ -578,11 +578,7 @@ fn take_line(bytes: &mut std::slice::Iter<'_, u8>, line: &mut Vec<u8>) -> Option
 /// The answer to MAIL when the mailbox has no usable Microsoft sign-in: a message accepted now
 /// could only fail later in the outbox. Temporary (4xx), as an administrator can fix it.
 async fn signin_refusal(bridge: &Bridge, mailbox: &MailboxRecord) -> Option<String> {
-    if bridge.sync_for(mailbox).is_some() {
-        return None;
-    }
-    // Signed in since this process started (by the CLI, say): the tokens are in the store.
-    match bridge.attach_account(mailbox.account_id()).await {
+    match bridge.sync_or_attach(mailbox).await {
         Ok(sync) if !sync.needs_signin() => None,
         Ok(_) | Err(BridgeError::NotSignedIn(_)) => Some(format!(
             "451 4.7.0 {} has no usable Microsoft sign-in; an administrator must run `graphbridge mailbox signin {}`",

@@ -91,10 +91,7 @@ pub async fn deliver(bridge: &Bridge, item: &OutboxItem, reason: &str) -> Result
         .store
         .call(move |c| accounts::mailbox_by_id(c, mailbox_id))
         .await?;
-    let sync = match bridge.sync_for(&mailbox) {
-        Some(sync) => sync,
-        None => bridge.attach_account(mailbox.account_id()).await?,
-    };
+    let sync = bridge.sync_or_attach(&mailbox).await?;
     let domain = mailbox
         .address
         .rsplit_once('@')

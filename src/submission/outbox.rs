@@ -230,12 +230,9 @@ pub async fn attempt(bridge: &Bridge, item: &OutboxItem, now: i64) -> Outcome {
         let _ = bridge.store.call(move |c| stored::defer(c, id, at)).await;
         return Outcome::Deferred;
     }
-    let sync = match bridge.sync_for(&mailbox) {
-        Some(sync) => sync,
-        None => match bridge.attach_account(mailbox.account_id()).await {
-            Ok(sync) => sync,
-            Err(e) => return retry_or_give_up(bridge, item, now, e.to_string()).await,
-        },
+    let sync = match bridge.sync_or_attach(&mailbox).await {
+        Ok(sync) => sync,
+        Err(e) => return retry_or_give_up(bridge, item, now, e.to_string()).await,
     };
     let graph = sync.graph_client();
     match deliver(bridge, &graph, item).await {

@@ -23,6 +23,7 @@ use imap_next::imap_types::mailbox::Mailbox;
 
 use super::names::{self, VisibleMailbox};
 use super::session::Session;
+use crate::bridge::BridgeError;
 use crate::mailstore::{folders, FolderRecord, SigninState};
 use crate::sync::MailboxSync;
 
@@ -274,11 +275,17 @@ pub async fn locate(session: &Session, mailbox: &Mailbox<'_>) -> Result<Located,
     let Some((visible, path)) = names::resolve(&logged_in.visible, &name) else {
         return Err(Outcome::no(format!("No such mailbox: {name}")).with_atom_code("NONEXISTENT"));
     };
-    let Some(sync) = session.bridge.sync_for(&visible.record) else {
-        return Err(not_signed_in(
-            &visible.record.address,
-            visible.record.signin_state,
-        ));
+    let sync = match session.bridge.sync_or_attach(&visible.record).await {
+        Ok(sync) if !sync.needs_signin() => sync,
+        // Signed in when the session began: Microsoft has refused the sign-in since.
+        Ok(_) | Err(BridgeError::NotSignedIn(_)) => {
+            let state = match visible.record.signin_state {
+                SigninState::SignedIn => SigninState::NeedsSignin,
+                other => other,
+            };
+            return Err(not_signed_in(&visible.record.address, state));
+        }
+        Err(e) => return Err(Outcome::no(e.to_string()).with_atom_code("UNAVAILABLE")),
     };
     let account = visible.record.account_id();
     let lookup = path.clone();
