@@ -115,7 +115,11 @@ async fn oversized_input_is_refused_and_the_session_goes_on() {
     // is sent.
     imap.send_raw(b"T1 APPEND INBOX {999999999}\r\n").await;
     let refused = imap.read_until_tag("T1").await;
-    assert!(refused.status.starts_with("BAD [TOOBIG]"), "{}", refused.status);
+    assert!(
+        refused.status.starts_with("BAD [TOOBIG]"),
+        "{}",
+        refused.status
+    );
     imap.cmd("NOOP").await.assert_ok();
 
     // A LITERAL+ literal over the limit is read to its end, dropped and answered [TOOBIG].
