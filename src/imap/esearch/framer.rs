@@ -116,15 +116,17 @@ impl Framer {
     }
 
     fn line(&mut self, hold: bool, fresh: bool) -> Option<Chunk> {
-        let mut taken = Vec::new();
+        let (front, back) = self.input.as_slices();
+        let mut count = 0;
         let mut ended = None;
-        while let Some(byte) = self.input.pop_front() {
-            taken.push(byte);
+        for &byte in front.iter().chain(back) {
+            count += 1;
             if let Some(literal) = self.tail.push(byte) {
                 ended = Some(literal);
                 break;
             }
         }
+        let taken: Vec<u8> = self.input.drain(..count).collect();
         if hold {
             self.held.extend_from_slice(&taken);
             return match ended {
