@@ -3,7 +3,7 @@
 //! The oracle test copies every message of the demo folders out of the bridge (bytes,
 //! flags, keywords and INTERNALDATE, as FETCH reports them) into a throwaway Dovecot
 //! (Debian's `dovecot-imapd`, started on a free loopback port), then sends the same list
-//! of searches to both and compares the results. Without Dovecot it prints
+//! of searches to both and compares the results, ESEARCH answers included. Without Dovecot it prints
 //! `SKIPPED: dovecot not installed` and passes, except in CI (`CI` set), where it fails.
 
 mod common;
