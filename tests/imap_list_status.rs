@@ -111,10 +111,15 @@ async fn oversized_input_is_refused_and_the_session_goes_on() {
     let addr = demo.running.imap;
     let mut imap = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
 
-    // A synchronizing literal over the limit is refused before any byte of it is sent.
+    // A synchronizing literal over the limit is refused with [TOOBIG] before any byte of it
+    // is sent.
     imap.send_raw(b"T1 APPEND INBOX {999999999}\r\n").await;
     let refused = imap.read_until_tag("T1").await;
-    assert!(refused.status.starts_with("BAD"), "{}", refused.status);
+    assert!(
+        refused.status.starts_with("BAD [TOOBIG]"),
+        "{}",
+        refused.status
+    );
     imap.cmd("NOOP").await.assert_ok();
 
     // A LITERAL+ literal over the limit is read to its end, dropped and answered [TOOBIG].

@@ -3,7 +3,7 @@
 //! The oracle test copies every message of the demo folders out of the bridge (bytes,
 //! flags, keywords and INTERNALDATE, as FETCH reports them) into a throwaway Dovecot
 //! (Debian's `dovecot-imapd`, started on a free loopback port), then sends the same list
-//! of searches to both and compares the results. Without Dovecot it prints
+//! of searches to both and compares the results, ESEARCH answers included. Without Dovecot it prints
 //! `SKIPPED: dovecot not installed` and passes, except in CI (`CI` set), where it fails.
 
 mod common;
@@ -11,6 +11,7 @@ mod common;
 #[allow(dead_code)]
 mod dovecot_support;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -311,6 +312,16 @@ const QUERIES: &[&str] = &[
 ];
 
 /// Deliberate differences from Dovecot 2.3, each with the reason; printed, not compared.
+/// Searches sent with RETURN options to both servers (flags and sets, where the two agree).
+const ESEARCH_QUERIES: &[&str] = &[
+    "ALL",
+    "FLAGGED",
+    "UNSEEN",
+    "SEEN NOT FLAGGED",
+    "2:4",
+    "LARGER 1000000000",
+];
+
 fn known_difference(_folder: &str, query: &str) -> Option<&'static str> {
     match query {
         "2,4:*" => Some(
@@ -572,6 +583,20 @@ fn compare_with_dovecot(bridge_addr: SocketAddr) {
                 None => failures.push(line),
             }
         }
+        // ESEARCH (RFC 4731): the same MIN, MAX, COUNT and ALL, whatever their order.
+        for query in ESEARCH_QUERIES {
+            for options in ["(MIN MAX COUNT ALL)", "()", "(COUNT)"] {
+                let command = format!("SEARCH RETURN {options} {query}");
+                let theirs = oracle.esearch(&command);
+                let ours = bridge.esearch(&command);
+                compared += 1;
+                if theirs != ours || ours.is_err() {
+                    failures.push(format!(
+                        "{folder} {command}\n  dovecot: {theirs:?}\n  ours:    {ours:?}"
+                    ));
+                }
+            }
+        }
         // UID SEARCH names the same messages (UIDs differ between the servers).
         let ours = bridge.search("UID SEARCH FLAGGED");
         let by_seq = bridge.search("SEARCH FLAGGED");
@@ -698,6 +723,30 @@ impl Client {
             .collect();
         found.sort_unstable();
         Ok(found)
+    }
+
+    /// The items of an ESEARCH answer (without its TAG correlator) as name → value, or the
+    /// completion line when it failed.
+    fn esearch(&mut self, command: &str) -> Result<BTreeMap<String, String>, String> {
+        let (untagged, done) = self.command(command);
+        if !done.contains(" OK") {
+            return Err(done);
+        }
+        let line = untagged
+            .iter()
+            .find(|l| l.starts_with(b"* ESEARCH"))
+            .ok_or_else(|| "no ESEARCH response".to_string())?;
+        let text = String::from_utf8_lossy(line);
+        let items = match text.split_once(") ") {
+            Some((_, items)) if text.contains("(TAG ") => items.trim().to_string(),
+            _ if text.contains("(TAG ") => String::new(),
+            _ => return Err(format!("no TAG correlator: {text}")),
+        };
+        let words: Vec<&str> = items.split_whitespace().collect();
+        Ok(words
+            .chunks(2)
+            .map(|pair| (pair[0].to_string(), pair.get(1).unwrap_or(&"").to_string()))
+            .collect())
     }
 
     fn append(

@@ -3,10 +3,11 @@
 //! through the very same code under `cargo test` (it includes this file by path).
 //!
 //! Each harness feeds untrusted bytes to the bridge's pure parts the way the server does:
-//! - `imap_command`: bytes → imap-next's server state machine (framing, literals, IDLE,
-//!   AUTHENTICATE) → for FETCH, SEARCH and APPEND the bridge's own item computation,
-//!   sequence-set resolution and search evaluation over a small fixed mailbox → responses
-//!   encoded by imap-codec.
+//! - `imap_command`: bytes → the bridge's frontend over imap-next's server state machine
+//!   (framing, literals, IDLE, AUTHENTICATE, the `SEARCH RETURN` rewrite) → for FETCH, SEARCH
+//!   and APPEND the bridge's own item computation, sequence-set resolution and search
+//!   evaluation over a small fixed mailbox → responses encoded by imap-codec, ESEARCH by the
+//!   bridge.
 //! - `smtp_session`: bytes → smtp-proto's request, DATA and BDAT receivers as the SMTP
 //!   session drives them → SASL decoding and the submission analysis of each message.
 //! - `mime_structure`: a message → ENVELOPE, BODY, BODYSTRUCTURE, sections, BINARY, search
@@ -17,6 +18,7 @@
 use std::num::NonZeroU32;
 
 use graphbridge::graph::types::{DeltaMessage, MailFolder, Page};
+use graphbridge::imap::esearch::{self, Frontend, Hit, ReturnOptions};
 use graphbridge::imap::fetch::MessageView;
 use graphbridge::imap::search::{Candidate, Content, Query, Scope};
 use graphbridge::mailstore::{Flags, MessageRecord};
@@ -28,7 +30,7 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::response::{CommandContinuationRequest, Data, Greeting, Status};
 use imap_codec::imap_types::IntoStatic;
-use imap_next::server::{Event, Options, Server};
+use imap_next::server::{Event, Options};
 use imap_next::{Interrupt, Io, State};
 
 /// The mailbox every IMAP command runs against: a few real-world messages.
@@ -74,7 +76,7 @@ pub fn imap_command(data: &[u8]) {
     let Ok(greeting) = Greeting::ok(None, "graphbridge ready") else {
         return;
     };
-    let mut server = Server::new(options, greeting);
+    let mut server = Frontend::new(options, greeting);
     let records = records();
     // Fed in two halves, so that a command split across reads is exercised too.
     let (first, second) = data.split_at(data.len() / 2);
@@ -89,9 +91,17 @@ pub fn imap_command(data: &[u8]) {
         match server.next() {
             Ok(Event::CommandReceived { command }) => {
                 let tag = command.tag.clone();
+                let returns = server.take_search_return();
                 let (untagged, ok) = imap_handle(command.body, &records);
                 for data in untagged {
-                    server.enqueue_data(data);
+                    match (returns, data) {
+                        (Some(options), Data::Search(found, _)) => {
+                            server.enqueue_esearch(esearch_line(tag.as_ref(), options, &found));
+                        }
+                        (_, data) => {
+                            server.enqueue_data(data);
+                        }
+                    }
                 }
                 let status = if ok {
                     Status::ok(Some(tag), None, "done")
@@ -135,13 +145,26 @@ pub fn imap_command(data: &[u8]) {
             },
             // Malformed input: the session answers BAD and reads on.
             Err(Interrupt::Error(_)) => {
-                if let Ok(bad) = Status::bad(None, None, "malformed") {
+                let reason = server.take_refusal().map(|e| e.to_string());
+                if let Ok(bad) = Status::bad(None, None, reason.unwrap_or("malformed".into())) {
                     server.enqueue_status(bad);
                 }
             }
         }
     }
     std::hint::black_box(output);
+}
+
+/// The ESEARCH line for a search's numbers (its MODSEQs made up from the numbers).
+fn esearch_line(tag: &str, options: ReturnOptions, found: &[NonZeroU32]) -> Vec<u8> {
+    let hits: Vec<Hit> = found
+        .iter()
+        .map(|n| Hit {
+            number: n.get(),
+            modseq: u64::from(n.get() % 5),
+        })
+        .collect();
+    esearch::encode(tag, false, options, &hits, true)
 }
 
 /// One command against the fixed mailbox: the untagged data, and whether it succeeded.

@@ -4,6 +4,7 @@
 //! fetched yet); writes go through the sync engine, which answers only once Graph accepted.
 
 mod commands;
+pub mod esearch;
 pub mod fetch;
 pub mod names;
 pub mod search;

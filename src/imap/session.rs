@@ -8,13 +8,14 @@ use std::time::Duration;
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{Tag, Text};
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data, Greeting, Status};
-use imap_next::server::{Event, Options, ResponseHandle, Server};
+use imap_next::server::{Event, Options, ResponseHandle};
 use imap_next::stream::{Error as StreamError, Stream};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::commands::{self, Outcome};
+use super::esearch::{Frontend, ReturnOptions};
 use super::names::VisibleMailbox;
 use super::selected::Selected;
 use crate::bridge::Bridge;
@@ -53,10 +54,12 @@ pub(super) struct Session {
     pub qresync: bool,
 }
 
-/// An untagged response: data, or a status such as `* OK [UIDVALIDITY 3]`.
+/// An untagged response: data, a status such as `* OK [UIDVALIDITY 3]`, or an encoded
+/// `* ESEARCH` line (imap-types has no ESEARCH response).
 pub(super) enum Untagged {
     Data(Data<'static>),
     Status(Status<'static>),
+    Esearch(Vec<u8>),
 }
 
 impl From<Data<'static>> for Untagged {
@@ -153,10 +156,11 @@ pub(super) async fn run(
     }
 }
 
-/// The imap-next state machine for a connection. After STARTTLS a fresh one is made, so no
-/// byte the client sent in plaintext survives into the TLS session (RFC 3501 6.2.1); its
-/// greeting is dropped unsent, as no greeting follows STARTTLS.
-fn new_server(session: &Session, greet: bool) -> Option<Server> {
+/// The imap-next state machine for a connection, with ESEARCH and `[TOOBIG]` added. After
+/// STARTTLS a fresh one is made, so no byte the client sent in plaintext survives into the
+/// TLS session (RFC 3501 6.2.1); its greeting is dropped unsent, as no greeting follows
+/// STARTTLS.
+fn new_server(session: &Session, greet: bool) -> Option<Frontend> {
     let greeting = Greeting::ok(
         Some(Code::Capability(commands::capabilities(session))),
         "graphbridge IMAP ready",
@@ -165,13 +169,13 @@ fn new_server(session: &Session, greet: bool) -> Option<Server> {
     let mut options = Options::default();
     options.max_literal_size = MAX_LITERAL;
     options.max_command_size = MAX_COMMAND;
-    // imap-next answers a synchronizing literal over the limit itself, with this text (a
-    // response code cannot be given there); LITERAL+ and long lines get [TOOBIG] below.
+    // imap-next answers a synchronizing literal over the limit itself, with this text; the
+    // frontend adds [TOOBIG] to that answer. LITERAL+ and long lines get [TOOBIG] below.
     let _ = options.set_literal_reject_text(format!(
         "Literal too big: the limit is {} MiB",
         MAX_LITERAL / (1024 * 1024)
     ));
-    let mut server = Server::new(options, greeting);
+    let mut server = Frontend::new(options, greeting);
     if !greet {
         use imap_next::{Interrupt, Io, State};
         while let Err(Interrupt::Io(Io::Output(_))) = State::next(&mut server) {}
@@ -183,7 +187,7 @@ fn new_server(session: &Session, greet: bool) -> Option<Server> {
 async fn start_tls(
     session: &mut Session,
     mut stream: Stream,
-    server: &mut Server,
+    server: &mut Frontend,
     ok: ResponseHandle,
 ) -> Option<Stream> {
     // Write out everything up to the OK, and nothing after it.
@@ -203,7 +207,7 @@ async fn start_tls(
 }
 
 /// Writes out whatever is queued (the BYE of a LOGOUT, say) before the connection closes.
-async fn flush(stream: &mut Stream, server: &mut Server) {
+async fn flush(stream: &mut Stream, server: &mut Frontend) {
     // Progressing the state sends queued responses; a short timeout keeps a dead peer from
     // holding the task.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -230,12 +234,17 @@ impl Session {
 
     /// Handles one event; returns the handle of STARTTLS's OK when the connection must now
     /// switch to TLS.
-    async fn handle_event(&mut self, server: &mut Server, event: Event) -> Option<ResponseHandle> {
+    async fn handle_event(
+        &mut self,
+        server: &mut Frontend,
+        event: Event,
+    ) -> Option<ResponseHandle> {
         match event {
             Event::GreetingSent { .. } | Event::ResponseSent { .. } => {}
             Event::CommandReceived { command } => {
                 let tag = command.tag.clone();
-                let outcome = self.dispatch(command).await;
+                let returns = server.take_search_return();
+                let outcome = self.dispatch(command, returns).await;
                 let handle = self.finish(server, tag, outcome);
                 if self.starttls {
                     return Some(handle);
@@ -261,7 +270,12 @@ impl Session {
         None
     }
 
-    async fn dispatch(&mut self, command: Command<'static>) -> Outcome {
+    /// Runs one command; `returns` are the RETURN options of a `SEARCH RETURN` (RFC 4731).
+    async fn dispatch(
+        &mut self,
+        command: Command<'static>,
+        returns: Option<ReturnOptions>,
+    ) -> Outcome {
         let logged_in = self.login.is_some();
         let selected = self.selected.is_some();
         match command.body {
@@ -357,7 +371,13 @@ impl Session {
                 charset,
                 criteria,
                 uid,
-            } if selected => commands::search::search(self, charset, criteria, uid).await,
+            } if selected => {
+                let esearch = returns.map(|options| commands::search::Esearch {
+                    tag: command.tag.as_ref().to_string(),
+                    options,
+                });
+                commands::search::search(self, charset, criteria, uid, esearch).await
+            }
             CommandBody::Close
             | CommandBody::Unselect
             | CommandBody::Fetch { .. }
@@ -381,7 +401,7 @@ impl Session {
 
     /// IDLE (RFC 2177): accepted when logged in; changes to the selected folder are pushed
     /// as they reach the store.
-    async fn start_idle(&mut self, server: &mut Server, tag: Tag<'static>) {
+    async fn start_idle(&mut self, server: &mut Frontend, tag: Tag<'static>) {
         if self.login.is_none() {
             if let Ok(status) = Status::bad(Some(tag), None, "Log in first") {
                 let _ = server.idle_reject(status);
@@ -406,7 +426,7 @@ impl Session {
     }
 
     /// Sends what changed in the selected folder as untagged responses.
-    async fn push_updates(&mut self, server: &mut Server) {
+    async fn push_updates(&mut self, server: &mut Frontend) {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
@@ -423,7 +443,7 @@ impl Session {
     /// Queues the untagged data a command produced, then its tagged status.
     fn finish(
         &mut self,
-        server: &mut Server,
+        server: &mut Frontend,
         tag: Tag<'static>,
         outcome: Outcome,
     ) -> ResponseHandle {
@@ -431,6 +451,7 @@ impl Session {
             match untagged {
                 Untagged::Data(data) => server.enqueue_data(data),
                 Untagged::Status(status) => server.enqueue_status(status),
+                Untagged::Esearch(line) => server.enqueue_esearch(line),
             };
         }
         if self.logout {
@@ -441,7 +462,7 @@ impl Session {
         server.enqueue_status(outcome.into_status(tag))
     }
 
-    fn finish_authenticate(&mut self, server: &mut Server, step: commands::authenticate::Step) {
+    fn finish_authenticate(&mut self, server: &mut Frontend, step: commands::authenticate::Step) {
         match step {
             commands::authenticate::Step::Continue(request) => {
                 let _ = server.authenticate_continue(request);
@@ -454,7 +475,7 @@ impl Session {
 
     /// A command imap-codec could not parse: the extended LIST (RFC 5258 syntax, for
     /// LIST-STATUS) is read here; anything else is answered BAD.
-    async fn malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
+    async fn malformed(&mut self, server: &mut Frontend, error: imap_next::server::Error) {
         use imap_next::server::Error;
         if let Error::MalformedMessage { discarded_bytes } = &error {
             let bytes = discarded_bytes.declassify().to_vec();
@@ -468,7 +489,7 @@ impl Session {
 
     /// A line imap-codec could not parse: answer BAD (tagged when a tag can be made out) and
     /// keep the session.
-    fn reject_malformed(&mut self, server: &mut Server, error: imap_next::server::Error) {
+    fn reject_malformed(&mut self, server: &mut Frontend, error: imap_next::server::Error) {
         use imap_next::server::Error;
         let (bytes, text) = match &error {
             Error::ExpectedCrlfGotLf { discarded_bytes } => (
@@ -495,10 +516,12 @@ impl Session {
         // not wait to be told); it arrives here as a malformed command.
         let oversized_literal = matches!(error, Error::MalformedMessage { .. })
             && announced_literal(&bytes).is_some_and(|n| n > u64::from(MAX_LITERAL));
-        let text = if oversized_literal {
-            "Literal too big"
-        } else {
-            text
+        // A SEARCH RETURN with options this server refuses: say which and why.
+        let refusal = server.take_refusal().map(|reason| reason.to_string());
+        let text = match (&refusal, oversized_literal) {
+            (Some(reason), _) => reason.as_str(),
+            (None, true) => "Literal too big",
+            (None, false) => text,
         };
         let too_big = oversized_literal || matches!(error, Error::CommandTooLong { .. });
         let code = too_big.then(|| {

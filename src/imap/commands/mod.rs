@@ -139,7 +139,8 @@ pub fn capabilities(session: &Session) -> Vec1<Capability<'static>> {
     caps.push(Capability::CondStore);
     caps.push(Capability::QResync);
     caps.push(Capability::StatusSize);
-    for name in ["CHILDREN", "LIST-STATUS"] {
+    // ESEARCH (RFC 4731): imap-next is driven through `esearch::Frontend`, which handles it.
+    for name in ["CHILDREN", "LIST-STATUS", "ESEARCH"] {
         if let Ok(capability) = Capability::try_from(name) {
             caps.push(capability);
         }

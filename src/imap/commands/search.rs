@@ -1,4 +1,5 @@
-//! SEARCH and UID SEARCH (RFC 3501 6.4.4 and 6.4.8).
+//! SEARCH and UID SEARCH (RFC 3501 6.4.4 and 6.4.8), answered with `* ESEARCH` when the
+//! command carried RETURN options (RFC 4731).
 //!
 //! Flags, keywords, dates, sizes and sets are answered from the store's records; message
 //! bytes are read (and fetched from Graph when not stored yet) only for the messages whose
@@ -12,18 +13,27 @@ use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::search::SearchKey;
 
 use super::Outcome;
+use crate::imap::esearch::{self, Hit, ReturnOptions};
 use crate::imap::search::{Candidate, Content, Query, Scope};
-use crate::imap::session::Session;
+use crate::imap::selected::Selected;
+use crate::imap::session::{Session, Untagged};
 use crate::sync::SyncError;
 
 /// Bodies read at once while searching: Graph allows four concurrent requests per mailbox.
 const BODY_CONCURRENCY: usize = 4;
+
+/// A `SEARCH RETURN (...)`: the command's tag (ESEARCH names it) and what to return.
+pub struct Esearch {
+    pub tag: String,
+    pub options: ReturnOptions,
+}
 
 pub async fn search(
     session: &mut Session,
     charset: Option<Charset<'static>>,
     criteria: Vec1<SearchKey<'static>>,
     uid: bool,
+    esearch: Option<Esearch>,
 ) -> Outcome {
     if let Some(charset) = &charset {
         if !supported(charset) {
@@ -98,6 +108,20 @@ pub async fn search(
         found.sort_unstable();
     }
 
+    let answer = match esearch {
+        Some(esearch) => esearch_answer(selected, &found, uid, uses_modseq, &esearch),
+        None => search_answer(selected, found, uid, uses_modseq),
+    };
+    session.pending.push(answer);
+    Outcome::ok(if uid {
+        "UID SEARCH completed"
+    } else {
+        "SEARCH completed"
+    })
+}
+
+/// `* SEARCH n...`, with `(MODSEQ n)` for a search by MODSEQ.
+fn search_answer(selected: &Selected, found: Vec<usize>, uid: bool, uses_modseq: bool) -> Untagged {
     // RFC 7162 3.1.5: a search by MODSEQ answers with the highest MODSEQ among the results.
     let highest = found
         .iter()
@@ -107,21 +131,42 @@ pub async fn search(
         .and_then(NonZeroU64::new);
     let numbers: Vec<NonZeroU32> = found
         .into_iter()
-        .filter_map(|index| {
-            let n = if uid {
-                selected.messages[index].uid
-            } else {
-                index as u32 + 1
-            };
-            NonZeroU32::new(n)
+        .filter_map(|index| NonZeroU32::new(number(selected, index, uid)))
+        .collect();
+    Data::Search(numbers, highest).into()
+}
+
+/// `* ESEARCH (TAG "t") ...` with what RETURN asked for (and MODSEQ for a search by MODSEQ).
+fn esearch_answer(
+    selected: &Selected,
+    found: &[usize],
+    uid: bool,
+    uses_modseq: bool,
+    esearch: &Esearch,
+) -> Untagged {
+    let hits: Vec<Hit> = found
+        .iter()
+        .map(|&index| Hit {
+            number: number(selected, index, uid),
+            modseq: selected.messages[index].modseq,
         })
         .collect();
-    session.pending.push(Data::Search(numbers, highest).into());
-    Outcome::ok(if uid {
-        "UID SEARCH completed"
+    Untagged::Esearch(esearch::encode(
+        &esearch.tag,
+        uid,
+        esearch.options,
+        &hits,
+        uses_modseq,
+    ))
+}
+
+/// The number a search result names a message by: its UID, or its sequence number.
+fn number(selected: &Selected, index: usize, uid: bool) -> u32 {
+    if uid {
+        selected.messages[index].uid
     } else {
-        "SEARCH completed"
-    })
+        index as u32 + 1
+    }
 }
 
 fn supported(charset: &Charset<'_>) -> bool {
