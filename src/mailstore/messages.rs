@@ -4,6 +4,8 @@
 //! Outlook gets a new UID in its new folder but keeps its bytes. Once stored, a body is never
 //! replaced, so the bytes served for a UID never change (ARCHITECTURE invariant 2).
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{StoreError, StoreResult};
@@ -323,6 +325,45 @@ pub fn get_body(
     decompress(&compressed, size)
         .map(Some)
         .map_err(|e| StoreError::CorruptBody(format!("{graph_id}: {e}")))
+}
+
+/// A stored body as it lies in the store: compressed, with its length.
+pub struct CompressedBody {
+    size: i64,
+    zstd: Vec<u8>,
+}
+
+impl CompressedBody {
+    /// The body's bytes. Done by the caller, outside the store's one connection, so that
+    /// reading many bodies does not hold up every other session.
+    pub fn decompress(&self) -> StoreResult<Vec<u8>> {
+        decompress(&self.zstd, self.size).map_err(|e| StoreError::CorruptBody(e.to_string()))
+    }
+}
+
+/// The stored bodies among `graph_ids`, compressed, in one pass; missing ones are left out.
+pub fn get_compressed_bodies(
+    conn: &Connection,
+    mailbox_id: i64,
+    graph_ids: &[String],
+) -> StoreResult<HashMap<String, CompressedBody>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT size, zstd FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2")?;
+    let mut found = HashMap::with_capacity(graph_ids.len());
+    for graph_id in graph_ids {
+        let row = stmt
+            .query_row(params![mailbox_id, graph_id], |row| {
+                Ok(CompressedBody {
+                    size: row.get(0)?,
+                    zstd: row.get(1)?,
+                })
+            })
+            .optional()?;
+        if let Some(body) = row {
+            found.insert(graph_id.clone(), body);
+        }
+    }
+    Ok(found)
 }
 
 thread_local! {

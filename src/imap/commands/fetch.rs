@@ -2,6 +2,7 @@
 //! bytes, so RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY[...] always agree (ARCHITECTURE
 //! invariant 2). A body not stored yet is fetched from Graph first.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use imap_next::imap_types::command::FetchModifier;
@@ -19,6 +20,7 @@ use super::Outcome;
 use crate::imap::fetch::{partial, MessageView};
 use crate::imap::selected::{flag_list, modseq_item, set_ranges, Selected};
 use crate::imap::session::Session;
+use crate::mailstore::messages::{self as stored, CompressedBody};
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::SyncError;
 
@@ -83,17 +85,21 @@ pub async fn fetch(
         targets.retain(|&(_, index)| selected.messages[index].modseq > since);
     }
     let mut failures = 0;
-    for (seq, index) in targets {
-        match fetch_one(selected, seq, index, &names).await {
-            Ok(data) => session.pending.push(data.into()),
-            Err(FetchFailure::Gone) => failures += 1,
-            Err(FetchFailure::UnknownCte) => {
-                return Outcome::no(
-                    "A part has a content transfer encoding this server cannot decode",
-                )
-                .with_atom_code("UNKNOWN-CTE")
+    for chunk in body_chunks(selected, &targets, &names) {
+        let mut stored = stored_bodies(selected, chunk, &names).await;
+        for &(seq, index) in chunk {
+            let preloaded = stored.remove(&selected.messages[index].graph_id);
+            match fetch_one(selected, seq, index, &names, preloaded).await {
+                Ok(data) => session.pending.push(data.into()),
+                Err(FetchFailure::Gone) => failures += 1,
+                Err(FetchFailure::UnknownCte) => {
+                    return Outcome::no(
+                        "A part has a content transfer encoding this server cannot decode",
+                    )
+                    .with_atom_code("UNKNOWN-CTE")
+                }
+                Err(FetchFailure::Other(text)) => return Outcome::no(text),
             }
-            Err(FetchFailure::Other(text)) => return Outcome::no(text),
         }
     }
     match selected.refresh(false).await {
@@ -115,17 +121,82 @@ enum FetchFailure {
     Other(String),
 }
 
+/// Most bodies read from the store in one go, and most bytes: a FETCH of a whole folder reads
+/// its bodies a run at a time instead of one store round trip per message.
+const BODIES_PER_READ: usize = 256;
+const BYTES_PER_READ: u64 = 8 << 20;
+
+/// `targets` cut into runs whose stored bodies are read together.
+fn body_chunks<'t>(
+    selected: &Selected,
+    targets: &'t [(NonZeroU32, usize)],
+    names: &[MessageDataItemName<'static>],
+) -> Vec<&'t [(NonZeroU32, usize)]> {
+    if !targets
+        .iter()
+        .any(|&(_, index)| needs_body(names, &selected.messages[index]))
+    {
+        return vec![targets];
+    }
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (at, &(_, index)) in targets.iter().enumerate() {
+        bytes += selected.messages[index].size.unwrap_or(0);
+        if at + 1 - start >= BODIES_PER_READ || bytes >= BYTES_PER_READ {
+            chunks.push(&targets[start..=at]);
+            (start, bytes) = (at + 1, 0);
+        }
+    }
+    if start < targets.len() {
+        chunks.push(&targets[start..]);
+    }
+    chunks
+}
+
+/// The stored bodies of the messages in `chunk` that need one, read in one store call. A body
+/// not stored yet is missing here and fetched from Graph on its own.
+async fn stored_bodies(
+    selected: &Selected,
+    chunk: &[(NonZeroU32, usize)],
+    names: &[MessageDataItemName<'static>],
+) -> HashMap<String, CompressedBody> {
+    let graph_ids: Vec<String> = chunk
+        .iter()
+        .map(|&(_, index)| &selected.messages[index])
+        .filter(|m| m.size.is_some() && needs_body(names, m))
+        .map(|m| m.graph_id.clone())
+        .collect();
+    if graph_ids.is_empty() {
+        return HashMap::new();
+    }
+    let mailbox = selected.folder.mailbox_id;
+    selected
+        .sync
+        .store()
+        .call(move |c| stored::get_compressed_bodies(c, mailbox, &graph_ids))
+        .await
+        .unwrap_or_else(|e| {
+            // Each message then reads its body on its own, and reports what fails.
+            tracing::warn!(error = %e, "reading a run of stored bodies failed");
+            HashMap::new()
+        })
+}
+
 async fn fetch_one(
     selected: &mut Selected,
     seq: NonZeroU32,
     index: usize,
     names: &[MessageDataItemName<'static>],
+    preloaded: Option<CompressedBody>,
 ) -> Result<Data<'static>, FetchFailure> {
     let message = selected.messages[index].clone();
-    let raw = if needs_body(names, &message) {
-        Some(load_body(selected, &message).await?)
-    } else {
-        None
+    let raw = match preloaded {
+        _ if !needs_body(names, &message) => None,
+        Some(body) => Some(
+            body.decompress()
+                .map_err(|e| FetchFailure::Other(format!("Cannot read the stored message: {e}")))?,
+        ),
+        None => Some(load_body(selected, &message).await?),
     };
     let sets_seen = !selected.read_only && names.iter().any(sets_seen_flag);
     let mut message = message;

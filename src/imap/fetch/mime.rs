@@ -60,6 +60,17 @@ pub(crate) fn parse(raw: &[u8]) -> Entity {
     parser.entity(0, 0, false).0
 }
 
+/// The message's own header block, as `parse(raw).header` has it, without reading the body:
+/// ENVELOPE and `BODY[HEADER...]` of a whole folder need no more.
+pub(crate) fn root_header(raw: &[u8]) -> Range<usize> {
+    let parser = Parser {
+        raw,
+        boundaries: Vec::new(),
+        parts: 0,
+    };
+    parser.header(0).0
+}
+
 struct Parser<'a> {
     raw: &'a [u8],
     boundaries: Vec<Vec<u8>>,

@@ -36,7 +36,9 @@ pub use binary::BinaryError;
 #[derive(Debug)]
 pub struct MessageView<'a> {
     raw: &'a [u8],
-    root: mime::Entity,
+    /// The MIME tree, read on first use: the items that need only the message's own header
+    /// (ENVELOPE, `BODY[HEADER]`, `BODY[HEADER.FIELDS ...]`) or only its bytes never parse it.
+    root: std::cell::OnceCell<mime::Entity>,
 }
 
 impl<'a> MessageView<'a> {
@@ -45,7 +47,19 @@ impl<'a> MessageView<'a> {
     pub fn parse(raw: &'a [u8]) -> MessageView<'a> {
         MessageView {
             raw,
-            root: mime::parse(raw),
+            root: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn root(&self) -> &mime::Entity {
+        self.root.get_or_init(|| mime::parse(self.raw))
+    }
+
+    /// The message's own header block.
+    fn header(&self) -> std::ops::Range<usize> {
+        match self.root.get() {
+            Some(root) => root.header.clone(),
+            None => mime::root_header(self.raw),
         }
     }
 
@@ -62,12 +76,12 @@ impl<'a> MessageView<'a> {
     /// ENVELOPE (RFC 3501 7.4.2). Header values are sent as written: encoded words
     /// stay encoded, folding is removed, a missing Sender or Reply-To is From.
     pub fn envelope(&self) -> Envelope<'static> {
-        envelope::envelope(&self.raw[self.root.header.clone()])
+        envelope::envelope(&self.raw[self.header()])
     }
 
     /// BODYSTRUCTURE when `with_extension_data`, BODY otherwise (RFC 3501 7.4.2).
     pub fn body_structure(&self, with_extension_data: bool) -> BodyStructure<'static> {
-        bodystructure::body_structure(self.raw, &self.root, with_extension_data)
+        bodystructure::body_structure(self.raw, self.root(), with_extension_data)
     }
 
     /// The bytes of BODY[section]; `None` section is the whole message. Returns `None`
@@ -82,6 +96,7 @@ impl<'a> MessageView<'a> {
         match section {
             Section::Part(part) => slice(self.find(part)?.body.clone()),
             Section::Mime(part) => slice(self.find(part)?.header.clone()),
+            Section::Header(None) => slice(self.header()),
             Section::Header(part) => slice(self.message(part.as_ref())?.header.clone()),
             Section::Text(part) => slice(self.message(part.as_ref())?.body.clone()),
             Section::HeaderFields(part, names) => self.fields(part.as_ref(), names.as_ref(), true),
@@ -97,7 +112,7 @@ impl<'a> MessageView<'a> {
         if part.is_empty() {
             return Ok(Some(self.raw.to_vec()));
         }
-        let Some(entity) = section::find(&self.root, part) else {
+        let Some(entity) = section::find(self.root(), part) else {
             return Ok(None);
         };
         let header_bytes = &self.raw[entity.header.clone()];
@@ -115,12 +130,12 @@ impl<'a> MessageView<'a> {
     }
 
     fn find(&self, part: &Part) -> Option<&mime::Entity> {
-        section::find(&self.root, &part_numbers(part))
+        section::find(self.root(), &part_numbers(part))
     }
 
     fn message(&self, part: Option<&Part>) -> Option<&mime::Entity> {
         let numbers = part.map(part_numbers);
-        section::message(&self.root, numbers.as_deref())
+        section::message(self.root(), numbers.as_deref())
     }
 
     fn fields<N: AsRef<[u8]>>(
@@ -129,9 +144,12 @@ impl<'a> MessageView<'a> {
         names: &[N],
         keep: bool,
     ) -> Option<Cow<'a, [u8]>> {
-        let message = self.message(part)?;
+        let header = match part {
+            None => self.header(),
+            Some(_) => self.message(part)?.header.clone(),
+        };
         let names: Vec<&[u8]> = names.iter().map(AsRef::as_ref).collect();
-        let header_bytes = &self.raw[message.header.clone()];
+        let header_bytes = &self.raw[header];
         Some(Cow::Owned(section::header_fields(
             header_bytes,
             &names,
