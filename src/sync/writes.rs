@@ -159,19 +159,20 @@ impl MailboxSync {
                 .create_json_message(&folder.graph_id, json)
                 .await?
         };
+        if let Err(e) = self.finish_created(&created.id, flags, keywords).await {
+            // The store never learnt of the item: take it back out of Graph too, so a failed
+            // APPEND (or cross-mailbox COPY) leaves nothing behind.
+            if let Err(undo) = self.graph.delete_message(&created.id, true).await {
+                tracing::warn!(error = %undo, "cannot remove a half-created message");
+            }
+            return Err(e);
+        }
         let graph_id = created.id.clone();
         let account = self.account_id;
         let bytes = raw.to_vec();
         self.store
             .call(move |c| stored::put_body(c, account, &graph_id, &bytes, BodyOrigin::Bridge))
             .await?;
-        if flags.has(Flags::DRAFT) {
-            // A MIME-created draft comes back read and unflagged; set what the client asked.
-            let graph_state = Flags(Flags::SEEN | Flags::DRAFT);
-            if let Some(patch) = super::messages::flag_patch(graph_state, flags, "", keywords) {
-                self.graph.patch_message(&created.id, patch).await?;
-            }
-        }
         let upsert = MessageUpsert {
             size_estimate: Some(raw.len() as i64),
             graph_id: created.id,
@@ -186,6 +187,32 @@ impl MailboxSync {
             .await?;
         self.announce();
         Ok(uid)
+    }
+
+    /// Sets on a just-created message the flags its creation could not carry. A MIME-created
+    /// draft comes back read and unflagged; a JSON-created message has read, flagged and its
+    /// categories but not \Answered/$Forwarded (Graph's last-verb property), which the next
+    /// delta would otherwise take away again.
+    async fn finish_created(
+        &self,
+        graph_id: &str,
+        flags: Flags,
+        keywords: &str,
+    ) -> Result<(), SyncError> {
+        let (graph_state, graph_keywords) = if flags.has(Flags::DRAFT) {
+            (Flags(Flags::SEEN | Flags::DRAFT), "")
+        } else {
+            let created = Flags::default()
+                .with(Flags::SEEN, flags.has(Flags::SEEN))
+                .with(Flags::FLAGGED, flags.has(Flags::FLAGGED));
+            (created, keywords)
+        };
+        if let Some(patch) =
+            super::messages::flag_patch(graph_state, flags, graph_keywords, keywords)
+        {
+            self.graph.patch_message(graph_id, patch).await?;
+        }
+        Ok(())
     }
 
     /// Records a message Graph just put into `to` under `graph_id`, keeping the flags and

@@ -196,6 +196,29 @@ impl GraphPeek {
         }
     }
 
+    /// Graph as Outlook signed in to `account` sees it (another mailbox of the tenant than
+    /// the one the demo approves automatically).
+    pub async fn sign_in_as(graph: SocketAddr, account: &str) -> GraphPeek {
+        let http = reqwest::Client::new();
+        let tokens = sign_in::emulator_tokens_as(
+            &http,
+            graph,
+            "tests",
+            "offline_access Mail.ReadWrite",
+            account,
+        )
+        .await;
+        let token = tokens["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string();
+        GraphPeek {
+            http,
+            base: format!("http://{graph}/v1.0"),
+            token,
+        }
+    }
+
     /// Display names of every folder, through folder delta.
     pub async fn folder_names(&self) -> Vec<String> {
         let mut url = format!("{}/me/mailFolders/delta", self.base);

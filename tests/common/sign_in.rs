@@ -34,3 +34,51 @@ pub async fn emulator_token(http: &reqwest::Client, graph: SocketAddr, scope: &s
         .expect("access_token")
         .to_string()
 }
+
+/// The emulator's token answer (access and refresh token) for `account`, whichever account
+/// the demo approves automatically: the device code is approved on the emulator's sign-in
+/// page as `account` before it is redeemed.
+pub async fn emulator_tokens_as(
+    http: &reqwest::Client,
+    graph: SocketAddr,
+    client_id: &str,
+    scope: &str,
+    account: &str,
+) -> serde_json::Value {
+    graphbridge::tls::install_crypto_provider();
+    let base = format!("http://{graph}");
+    let code: serde_json::Value = http
+        .post(format!("{base}/common/oauth2/v2.0/devicecode"))
+        .form(&[("client_id", client_id), ("scope", scope)])
+        .send()
+        .await
+        .expect("devicecode")
+        .json()
+        .await
+        .expect("devicecode JSON");
+    let user_code = code["user_code"].as_str().expect("user_code");
+    let approved = http
+        .post(format!("{base}/devicelogin"))
+        .form(&[
+            ("code", user_code),
+            ("account", account),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .expect("devicelogin");
+    assert!(approved.status().is_success(), "approve as {account}");
+    let device_code = code["device_code"].as_str().expect("device_code");
+    http.post(format!("{base}/common/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", client_id),
+            ("device_code", device_code),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON")
+}

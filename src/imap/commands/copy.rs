@@ -1,4 +1,6 @@
 //! COPY, MOVE and their UID forms (RFC 3501, RFC 6851), answered with COPYUID (RFC 4315).
+//! Inside one Microsoft 365 mailbox Graph copies and moves; between two mailboxes see
+//! [`super::cross_copy`].
 
 use std::num::NonZeroU32;
 
@@ -8,9 +10,11 @@ use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Code, Status};
 use imap_next::imap_types::sequence::SequenceSet;
 
+use super::cross_copy::{self, Destination};
 use super::{locate, sync_failure, Outcome};
 use crate::imap::session::Session;
-use crate::sync::SyncError;
+use crate::mailstore::FolderRecord;
+use crate::sync::{MailboxSync, SyncError};
 
 pub async fn copy_or_move(
     session: &mut Session,
@@ -33,13 +37,17 @@ pub async fn copy_or_move(
     if is_move && selected.read_only {
         return Outcome::no("The mailbox is open read-only (EXAMINE)").with_atom_code("READ-ONLY");
     }
-    if located.mailbox.record.account_id() != selected.mailbox.record.account_id() {
-        return Outcome::no("Messages cannot be copied between Microsoft 365 mailboxes yet")
-            .with_atom_code("CANNOT");
-    }
     let targets = selected.resolve(&set, uid);
     if targets.is_empty() && !uid {
         return Outcome::bad("No messages in that sequence set");
+    }
+    if located.mailbox.record.account_id() != selected.mailbox.record.account_id() {
+        let indexes = targets.iter().map(|(_, index)| *index).collect();
+        let to = Destination {
+            sync: located.sync,
+            folder: target,
+        };
+        return cross_copy::copy_or_move(session, indexes, to, is_move).await;
     }
     let mut pairs = Vec::new();
     let mut moved_indexes = Vec::new();
@@ -62,7 +70,7 @@ pub async fn copy_or_move(
             Err(SyncError::Gone) => {}
             Err(e) => {
                 if !is_move {
-                    undo_copies(selected, &target, &pairs).await;
+                    undo_copies(&selected.sync, &target, &pairs).await;
                 }
                 let verb = if is_move { "MOVE" } else { "COPY" };
                 return sync_failure(&format!("{verb} failed"), e);
@@ -91,21 +99,17 @@ pub async fn copy_or_move(
     }
 }
 
-/// RFC 3501: a failed COPY leaves the destination as it was.
-async fn undo_copies(
-    selected: &crate::imap::selected::Selected,
-    target: &crate::mailstore::FolderRecord,
-    pairs: &[(u32, u32)],
-) {
+/// RFC 3501: a failed COPY leaves the destination as it was. `sync` is the engine of the
+/// mailbox `target` belongs to.
+pub(super) async fn undo_copies(sync: &MailboxSync, target: &FolderRecord, pairs: &[(u32, u32)]) {
     for (_, new_uid) in pairs {
         let (folder_id, uid) = (target.id, *new_uid);
-        let copy = selected
-            .sync
+        let copy = sync
             .store()
             .call(move |c| crate::mailstore::messages::message_by_uid(c, folder_id, uid))
             .await;
         if let Ok(Some(copy)) = copy {
-            if let Err(e) = selected.sync.delete_message(target, &copy, true).await {
+            if let Err(e) = sync.delete_message(target, &copy, true).await {
                 tracing::warn!(error = %e, "cannot undo a partial COPY");
             }
         }
@@ -113,7 +117,7 @@ async fn undo_copies(
 }
 
 /// Removes moved messages from the view and reports them (EXPUNGE, or VANISHED with QRESYNC).
-fn expunge_from_view(session: &mut Session, indexes: &[usize]) {
+pub(super) fn expunge_from_view(session: &mut Session, indexes: &[usize]) {
     let Some(selected) = session.selected.as_mut() else {
         return;
     };
@@ -121,7 +125,7 @@ fn expunge_from_view(session: &mut Session, indexes: &[usize]) {
     session.pending.extend(told.into_iter().map(Into::into));
 }
 
-fn copy_uid(uidvalidity: u32, pairs: &[(u32, u32)]) -> Option<Code<'static>> {
+pub(super) fn copy_uid(uidvalidity: u32, pairs: &[(u32, u32)]) -> Option<Code<'static>> {
     let validity = NonZeroU32::new(uidvalidity)?;
     let source = uid_set(pairs.iter().map(|p| p.0))?;
     let destination = uid_set(pairs.iter().map(|p| p.1))?;

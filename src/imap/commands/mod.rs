@@ -5,6 +5,7 @@ pub mod append;
 pub mod authenticate;
 pub mod condstore;
 pub mod copy;
+pub mod cross_copy;
 pub mod enable;
 pub mod expunge;
 pub mod fetch;
