@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::graph::{
     self, GraphClient, GraphError, OAuthClient, Pkce, RequestBudget, TokenPersist, TokenSet,
 };
+use crate::imap::fetch::structure_cache::{self, StructureCache};
 use crate::mailstore::{accounts, MailboxRecord, SigninState, Store, StoreError, StoredTokens};
 use crate::secrets::SecretBox;
 use crate::sync::{MailboxSync, PollSchedule};
@@ -41,6 +42,8 @@ pub struct Bridge {
     shutdown: Mutex<Option<watch::Receiver<bool>>>,
     /// Wakes the outbox worker when SMTP queued a message.
     pub outbox_ready: Notify,
+    /// ENVELOPE and BODYSTRUCTURE of messages fetched lately, shared by every IMAP session.
+    pub structures: StructureCache,
 }
 
 impl Bridge {
@@ -58,6 +61,7 @@ impl Bridge {
             loop_stops: Mutex::new(HashMap::new()),
             shutdown: Mutex::new(None),
             outbox_ready: Notify::new(),
+            structures: StructureCache::new(structure_cache::CAPACITY),
         }))
     }
 

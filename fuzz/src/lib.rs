@@ -284,16 +284,23 @@ fn resolve(
 pub fn mime_structure(raw: &[u8]) {
     // The header-only items are read without the MIME tree: they must be what the tree says.
     let lazy = MessageView::parse(raw);
-    let lazy_header = lazy.section(Some(&Section::Header(None))).map(|h| h.into_owned());
+    let lazy_header = lazy
+        .section(Some(&Section::Header(None)))
+        .map(|h| h.into_owned());
     let lazy_envelope = lazy.envelope();
     let view = MessageView::parse(raw);
     let _ = view.body_structure(true);
     assert_eq!(
         lazy_header,
-        view.section(Some(&Section::Header(None))).map(|h| h.into_owned()),
+        view.section(Some(&Section::Header(None)))
+            .map(|h| h.into_owned()),
         "the header read alone is the MIME tree's"
     );
-    assert_eq!(lazy_envelope, view.envelope(), "ENVELOPE without the MIME tree");
+    assert_eq!(
+        lazy_envelope,
+        view.envelope(),
+        "ENVELOPE without the MIME tree"
+    );
     assert_eq!(view.raw(), raw, "BODY[] must be the bytes given");
     assert_eq!(view.size() as usize, raw.len().min(u32::MAX as usize));
     let envelope = view.envelope();

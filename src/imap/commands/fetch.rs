@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use imap_next::imap_types::command::FetchModifier;
 use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
@@ -17,6 +18,7 @@ use imap_next::imap_types::sequence::SequenceSet;
 
 use super::condstore::{enable_condstore, vanished_earlier};
 use super::Outcome;
+use crate::imap::fetch::structure_cache::{Structure, StructureCache};
 use crate::imap::fetch::{partial, MessageView};
 use crate::imap::selected::{flag_list, modseq_item, set_ranges, Selected};
 use crate::imap::session::Session;
@@ -84,12 +86,14 @@ pub async fn fetch(
         }
         targets.retain(|&(_, index)| selected.messages[index].modseq > since);
     }
+    let bridge = session.bridge.clone();
+    let cache = &bridge.structures;
     let mut failures = 0;
-    for chunk in body_chunks(selected, &targets, &names) {
-        let mut stored = stored_bodies(selected, chunk, &names).await;
+    for chunk in body_chunks(selected, cache, &targets, &names) {
+        let mut stored = stored_bodies(selected, cache, chunk, &names).await;
         for &(seq, index) in chunk {
             let preloaded = stored.remove(&selected.messages[index].graph_id);
-            match fetch_one(selected, seq, index, &names, preloaded).await {
+            match fetch_one(selected, cache, seq, index, &names, preloaded).await {
                 Ok(data) => session.pending.push(data.into()),
                 Err(FetchFailure::Gone) => failures += 1,
                 Err(FetchFailure::UnknownCte) => {
@@ -129,13 +133,18 @@ const BYTES_PER_READ: u64 = 8 << 20;
 /// `targets` cut into runs whose stored bodies are read together.
 fn body_chunks<'t>(
     selected: &Selected,
+    cache: &StructureCache,
     targets: &'t [(NonZeroU32, usize)],
     names: &[MessageDataItemName<'static>],
 ) -> Vec<&'t [(NonZeroU32, usize)]> {
-    if !targets
-        .iter()
-        .any(|&(_, index)| needs_body(names, &selected.messages[index]))
-    {
+    if !targets.iter().any(|&(_, index)| {
+        let message = &selected.messages[index];
+        needs_body(
+            names,
+            message,
+            cached(selected, cache, names, message).is_some(),
+        )
+    }) {
         return vec![targets];
     }
     let mut chunks = Vec::new();
@@ -157,13 +166,16 @@ fn body_chunks<'t>(
 /// not stored yet is missing here and fetched from Graph on its own.
 async fn stored_bodies(
     selected: &Selected,
+    cache: &StructureCache,
     chunk: &[(NonZeroU32, usize)],
     names: &[MessageDataItemName<'static>],
 ) -> HashMap<String, CompressedBody> {
     let graph_ids: Vec<String> = chunk
         .iter()
         .map(|&(_, index)| &selected.messages[index])
-        .filter(|m| m.size.is_some() && needs_body(names, m))
+        .filter(|m| {
+            m.size.is_some() && needs_body(names, m, cached(selected, cache, names, m).is_some())
+        })
         .map(|m| m.graph_id.clone())
         .collect();
     if graph_ids.is_empty() {
@@ -182,16 +194,40 @@ async fn stored_bodies(
         })
 }
 
+/// The cached structure of `message`, when the FETCH asks for a structure item.
+fn cached(
+    selected: &Selected,
+    cache: &StructureCache,
+    names: &[MessageDataItemName<'static>],
+    message: &MessageRecord,
+) -> Option<Arc<Structure>> {
+    if !names.iter().any(is_structure_item) {
+        return None;
+    }
+    cache.get(selected.folder.mailbox_id, &message.graph_id)
+}
+
+fn is_structure_item(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::Envelope
+            | MessageDataItemName::Body
+            | MessageDataItemName::BodyStructure
+    )
+}
+
 async fn fetch_one(
     selected: &mut Selected,
+    cache: &StructureCache,
     seq: NonZeroU32,
     index: usize,
     names: &[MessageDataItemName<'static>],
     preloaded: Option<CompressedBody>,
 ) -> Result<Data<'static>, FetchFailure> {
     let message = selected.messages[index].clone();
+    let mut structure = cached(selected, cache, names, &message);
     let raw = match preloaded {
-        _ if !needs_body(names, &message) => None,
+        _ if !needs_body(names, &message, structure.is_some()) => None,
         Some(body) => Some(
             body.decompress()
                 .map_err(|e| FetchFailure::Other(format!("Cannot read the stored message: {e}")))?,
@@ -206,9 +242,27 @@ async fn fetch_one(
     // Items that need no body never look at the view, so an empty one serves them.
     let raw = raw.unwrap_or_default();
     let view = MessageView::parse(&raw);
+    if structure.is_none() && names.iter().any(is_structure_item) {
+        let computed = Arc::new(Structure::of(&view));
+        cache.insert(
+            selected.folder.mailbox_id,
+            &message.graph_id,
+            computed.clone(),
+        );
+        structure = Some(computed);
+    }
     let mut items = Vec::with_capacity(names.len() + 1);
     for name in names {
-        items.push(item(name, &message, &raw, &view)?);
+        items.push(match (name, &structure) {
+            (MessageDataItemName::Envelope, Some(s)) => {
+                MessageDataItem::Envelope(s.envelope.clone())
+            }
+            (MessageDataItemName::Body, Some(s)) => MessageDataItem::Body(s.body.clone()),
+            (MessageDataItemName::BodyStructure, Some(s)) => {
+                MessageDataItem::BodyStructure(s.body_structure.clone())
+            }
+            _ => item(name, &message, &raw, &view)?,
+        });
     }
     if sets_seen && !names.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItem::Flags(flag_list(&message)));
@@ -223,13 +277,20 @@ async fn fetch_one(
     })
 }
 
-fn needs_body(names: &[MessageDataItemName<'_>], message: &MessageRecord) -> bool {
+/// Whether the items need the message's bytes: not for the structure items when their
+/// computed values are cached (`structure_cached`), nor for the size once it is known.
+fn needs_body(
+    names: &[MessageDataItemName<'_>],
+    message: &MessageRecord,
+    structure_cached: bool,
+) -> bool {
     names.iter().any(|n| match n {
         MessageDataItemName::Flags
         | MessageDataItemName::Uid
         | MessageDataItemName::ModSeq
         | MessageDataItemName::InternalDate => false,
         MessageDataItemName::Rfc822Size => message.size.is_none(),
+        name if is_structure_item(name) => !structure_cached,
         _ => true,
     })
 }

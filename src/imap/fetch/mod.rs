@@ -23,6 +23,7 @@ pub(crate) mod mime;
 pub(crate) mod params;
 mod section;
 mod strings;
+pub mod structure_cache;
 
 use std::borrow::Cow;
 
