@@ -16,7 +16,7 @@ use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::names::VisibleMailbox;
-use crate::mailstore::{messages as stored, Flags, FolderRecord, MessageRecord, StoreResult};
+use crate::mailstore::{Flags, FolderRecord, MessageRecord, StoreResult};
 use crate::sync::{HotFolder, MailboxSync};
 
 /// The part of `set` that can name something when `largest` is the highest number in use
@@ -51,8 +51,10 @@ pub(super) struct Selected {
     pub condstore: bool,
     /// QRESYNC is enabled: expunges are reported as VANISHED with UIDs.
     pub qresync: bool,
-    /// In sequence order: index + 1 is the sequence number.
-    pub messages: Vec<MessageRecord>,
+    /// In sequence order: index + 1 is the sequence number. Usually the store's shared
+    /// snapshot of the folder; a session's own copy only while it knows something the
+    /// snapshot does not say yet (its own flag change, an expunge not reported yet).
+    pub messages: Arc<Vec<MessageRecord>>,
     /// Wakes when the account's store changed (sync, another session).
     pub changes: watch::Receiver<u64>,
     /// Keeps this folder on the sync engine's fast poll schedule while selected.
@@ -112,73 +114,77 @@ impl Selected {
     /// `allow_expunge` is false during FETCH, STORE and SEARCH (RFC 3501 7.4.1): expunged
     /// messages then stay in the view until a later command may report them.
     pub async fn refresh(&mut self, allow_expunge: bool) -> StoreResult<Vec<Data<'static>>> {
-        let folder_id = self.folder.id;
-        let store = self.sync_store();
-        let (folder, current) = store
-            .call(move |c| {
-                let folder = crate::mailstore::folders::folder_by_id(c, folder_id)?;
-                Ok((folder, stored::list_messages(c, folder_id)?))
-            })
-            .await?;
+        let snapshot = self.sync.store().folder_snapshot(self.folder.id).await?;
         // HIGHESTMODSEQ and UIDNEXT are only taken over once everything before them was
         // reported, expunges included.
         if allow_expunge {
-            self.folder.highest_modseq = folder.highest_modseq;
-            self.folder.uidnext = folder.uidnext;
+            self.folder.highest_modseq = snapshot.folder.highest_modseq;
+            self.folder.uidnext = snapshot.folder.uidnext;
         }
-        Ok(self.apply(current, allow_expunge))
+        Ok(self.apply(snapshot.messages, allow_expunge))
     }
 
-    fn sync_store(&self) -> crate::mailstore::Store {
-        self.sync.store().clone()
-    }
-
-    fn apply(&mut self, current: Vec<MessageRecord>, allow_expunge: bool) -> Vec<Data<'static>> {
-        let mut out = Vec::new();
+    /// Reports the difference between the view and `current`, then takes `current` over
+    /// (shared) when the view has become exactly it.
+    fn apply(
+        &mut self,
+        current: Arc<Vec<MessageRecord>>,
+        allow_expunge: bool,
+    ) -> Vec<Data<'static>> {
+        if Arc::ptr_eq(&self.messages, &current) {
+            return Vec::new();
+        }
         let now: HashMap<u32, &MessageRecord> = current.iter().map(|m| (m.uid, m)).collect();
+        let gone: Vec<usize> = (0..self.messages.len())
+            .filter(|&i| !now.contains_key(&self.messages[i].uid))
+            .collect();
+        let mut out = Vec::new();
+        let reported_gone = allow_expunge || gone.is_empty();
         if allow_expunge {
-            let gone: Vec<usize> = (0..self.messages.len())
-                .filter(|&i| !now.contains_key(&self.messages[i].uid))
-                .collect();
-            out.extend(self.remove(&gone));
+            out.extend(self.expunge_responses(&gone));
         }
-        let condstore = self.condstore;
-        let mut changed = Vec::new();
-        for (index, known) in self.messages.iter_mut().enumerate() {
-            if let Some(fresh) = now.get(&known.uid) {
-                if fresh.flags != known.flags
-                    || fresh.keywords != known.keywords
-                    || (condstore && fresh.modseq != known.modseq)
-                {
-                    known.flags = fresh.flags;
-                    known.keywords = fresh.keywords.clone();
-                    known.modseq = fresh.modseq;
-                    changed.push(index);
+        // What the view holds after this: the known messages (without the expunged ones once
+        // they are reported), each as the store has it now, then the new ones.
+        let mut next: Vec<MessageRecord> = Vec::with_capacity(current.len());
+        for known in self.messages.iter() {
+            match now.get(&known.uid) {
+                Some(fresh) => {
+                    if self.reportable_change(known, fresh) {
+                        if let Some(seq) = NonZeroU32::new(next.len() as u32 + 1) {
+                            out.push(self.flags_data(seq, fresh, false));
+                        }
+                    }
+                    next.push((*fresh).clone());
                 }
-                if known.size.is_none() {
-                    known.size = fresh.size;
-                }
-            }
-        }
-        for index in changed {
-            if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                out.push(self.flags_data(seq, &self.messages[index], false));
+                None if !allow_expunge => next.push(known.clone()),
+                None => {}
             }
         }
         let highest_known = self.messages.last().map(|m| m.uid).unwrap_or(0);
-        let before = self.messages.len();
-        self.messages
-            .extend(current.into_iter().filter(|m| m.uid > highest_known));
-        if self.messages.len() != before {
-            out.push(Data::Exists(self.exists()));
+        let before = next.len();
+        next.extend(current.iter().filter(|m| m.uid > highest_known).cloned());
+        if next.len() != before {
+            out.push(Data::Exists(next.len() as u32));
         }
+        self.messages = if reported_gone && next.len() == current.len() {
+            current
+        } else {
+            Arc::new(next)
+        };
         out
     }
 
-    /// Removes messages (by index) from the view and returns what tells the client: one
-    /// EXPUNGE per message, highest sequence number first so each number is still right when
-    /// read, or with QRESYNC a single VANISHED naming their UIDs.
-    pub fn remove(&mut self, indexes: &[usize]) -> Vec<Data<'static>> {
+    /// Whether a client must hear of how `fresh` differs from what it was told (`known`).
+    fn reportable_change(&self, known: &MessageRecord, fresh: &MessageRecord) -> bool {
+        fresh.flags != known.flags
+            || fresh.keywords != known.keywords
+            || (self.condstore && fresh.modseq != known.modseq)
+    }
+
+    /// What tells the client that the messages at `indexes` are gone: one EXPUNGE per
+    /// message, highest sequence number first so each number is still right when read, or
+    /// with QRESYNC a single VANISHED naming their UIDs.
+    fn expunge_responses(&self, indexes: &[usize]) -> Vec<Data<'static>> {
         let mut sorted: Vec<usize> = indexes
             .iter()
             .copied()
@@ -186,23 +192,36 @@ impl Selected {
             .collect();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
         sorted.dedup();
-        let mut out = Vec::new();
-        let mut uids = Vec::new();
-        for index in sorted {
-            let removed = self.messages.remove(index);
-            if self.qresync {
-                uids.push(removed.uid);
-            } else if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
-                out.push(Data::Expunge(seq));
-            }
+        if self.qresync {
+            let mut uids: Vec<u32> = sorted.iter().map(|&i| self.messages[i].uid).collect();
+            uids.sort_unstable();
+            return sequence_set(&uids)
+                .map(|known_uids| Data::Vanished {
+                    earlier: false,
+                    known_uids,
+                })
+                .into_iter()
+                .collect();
         }
-        uids.sort_unstable();
-        if let Some(known_uids) = sequence_set(&uids) {
-            out.push(Data::Vanished {
-                earlier: false,
-                known_uids,
-            });
-        }
+        sorted
+            .iter()
+            .filter_map(|&i| NonZeroU32::new(i as u32 + 1))
+            .map(Data::Expunge)
+            .collect()
+    }
+
+    /// Removes messages (by index) from the view and returns what tells the client.
+    pub fn remove(&mut self, indexes: &[usize]) -> Vec<Data<'static>> {
+        let out = self.expunge_responses(indexes);
+        let gone: std::collections::HashSet<usize> = indexes.iter().copied().collect();
+        let kept: Vec<MessageRecord> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !gone.contains(i))
+            .map(|(_, m)| m.clone())
+            .collect();
+        self.messages = Arc::new(kept);
         out
     }
 

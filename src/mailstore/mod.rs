@@ -12,6 +12,7 @@ pub mod links;
 pub mod messages;
 pub mod outbox;
 mod schema;
+pub mod snapshots;
 
 pub use accounts::{Assignment, MailboxRecord, SigninState, StoredTokens, User};
 pub use folders::{FolderRecord, FolderUpsert, SpecialUse};
@@ -48,6 +49,7 @@ const MMAP_BYTES: i64 = 1 << 30;
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    snapshots: Arc<snapshots::Snapshots>,
 }
 
 impl Store {
@@ -66,6 +68,7 @@ impl Store {
         schema::migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            snapshots: Arc::default(),
         })
     }
 
@@ -82,6 +85,13 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::WorkerGone)?
+    }
+
+    /// A folder's record and messages as they are now, shared with every other caller that
+    /// reads the same folder before the next change (see [`snapshots`]).
+    pub async fn folder_snapshot(&self, folder_id: i64) -> StoreResult<snapshots::FolderSnapshot> {
+        let snapshots = self.snapshots.clone();
+        self.call(move |c| snapshots.read(c, folder_id)).await
     }
 
     /// Runs `f` on the calling thread; for the CLI and for code already off the async runtime.

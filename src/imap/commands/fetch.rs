@@ -332,7 +332,7 @@ async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecor
         .await;
     match result {
         Ok(modseq) => {
-            let known = &mut selected.messages[index];
+            let known = &mut Arc::make_mut(&mut selected.messages)[index];
             known.flags = new;
             known.modseq = modseq;
             Ok(known.clone())

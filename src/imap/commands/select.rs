@@ -12,7 +12,7 @@ use super::condstore::{self, highest_modseq_status};
 use super::Outcome;
 use crate::imap::selected::Selected;
 use crate::imap::session::Session;
-use crate::mailstore::{folders, messages, Flags};
+use crate::mailstore::Flags;
 
 pub async fn select(
     session: &mut Session,
@@ -39,19 +39,11 @@ pub async fn select(
     };
     // The folder's counters and its messages are read together, so HIGHESTMODSEQ and UIDNEXT
     // describe exactly the messages announced.
-    let folder_id = folder.id;
-    let (folder, list) = match session
-        .bridge
-        .store
-        .call(move |c| {
-            let folder = folders::folder_by_id(c, folder_id)?;
-            Ok((folder, messages::list_messages(c, folder_id)?))
-        })
-        .await
-    {
-        Ok(found) => found,
+    let snapshot = match session.bridge.store.folder_snapshot(folder.id).await {
+        Ok(snapshot) => snapshot,
         Err(e) => return Outcome::no(format!("Cannot open the mailbox: {e}")),
     };
+    let (folder, list) = (snapshot.folder, snapshot.messages);
     let selected = Selected {
         mailbox: located.mailbox,
         changes: located.sync.subscribe(),

@@ -4,6 +4,7 @@
 //! \Draft is fixed when Graph creates a message and cannot change.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use imap_next::imap_types::command::StoreModifier;
 use imap_next::imap_types::core::Vec1;
@@ -123,7 +124,7 @@ pub async fn store(
                 .await;
             match result {
                 Ok(modseq) => {
-                    let known = &mut selected.messages[index];
+                    let known = &mut Arc::make_mut(&mut selected.messages)[index];
                     known.flags = new_flags;
                     known.keywords = new_keywords;
                     known.modseq = modseq;
