@@ -137,10 +137,20 @@ impl MailboxSync {
         self.changes.send_modify(|v| *v += 1);
     }
 
-    /// One full pass: folders, then every folder's message delta.
+    /// One full pass: folders, then the message delta of every folder that has anything to
+    /// tell.
+    ///
+    /// A folder Graph reports with `totalItemCount` 0 while the store holds none of its
+    /// messages is skipped: its delta could only report items that came and went between two
+    /// passes, which leave the store as it is. The folder list is read fresh on every pass,
+    /// so the pass after mail arrives in such a folder sees a count above 0 and runs its
+    /// delta (a never-listed folder then gets its first listing); a folder a client has open
+    /// is polled on the fast schedule whatever its count, and a change notification for it
+    /// runs its delta at once. The skipped folder's stored deltaLink, if any, stays: replayed
+    /// later it reports what arrived meanwhile (or, expired, leads to a reconciling listing).
     pub async fn sync_once(&self) -> Result<(), SyncError> {
         let _pass = self.pass.lock().await;
-        let folders_changed = self.sync_folders().await?;
+        let (folders_changed, counts) = self.sync_folders().await?;
         let folders = {
             let account = self.account_id;
             self.store
@@ -149,6 +159,9 @@ impl MailboxSync {
         };
         let mut changed = folders_changed;
         for folder in &folders {
+            if counts.get(&folder.graph_id) == Some(&0) && self.holds_nothing(folder).await? {
+                continue;
+            }
             let outcome = self.sync_folder_messages(folder).await?;
             changed |= !outcome.is_empty();
         }
@@ -156,6 +169,16 @@ impl MailboxSync {
             self.announce();
         }
         Ok(())
+    }
+
+    /// True when the store holds no message of the folder.
+    async fn holds_nothing(&self, folder: &FolderRecord) -> Result<bool, SyncError> {
+        let folder_id = folder.id;
+        Ok(self
+            .store
+            .call(move |c| stored::list_messages(c, folder_id))
+            .await?
+            .is_empty())
     }
 
     /// Polls Graph until `shutdown` fires: folders someone has selected (or is idling in)
