@@ -71,6 +71,11 @@ impl GraphClient {
             .await
     }
 
+    /// The path (below the user) of a message, for a `$batch`.
+    pub fn message_path(message_id: &str) -> String {
+        format!("/messages/{message_id}")
+    }
+
     pub async fn patch_message(
         &self,
         message_id: &str,
@@ -78,7 +83,7 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         self.send_json(
             Method::PATCH,
-            &self.url(&format!("/messages/{message_id}")),
+            &self.url(&Self::message_path(message_id)),
             changes,
         )
         .await
