@@ -52,6 +52,9 @@ impl FlagQueue {
     /// Sends `patches` (message id, PATCH body) and waits for Graph's answer to each, in the
     /// order given.
     pub(super) async fn patch_all(self: &Arc<Self>, patches: Vec<(String, Value)>) -> Vec<Answer> {
+        if patches.is_empty() {
+            return Vec::new();
+        }
         let mut answers = Vec::with_capacity(patches.len());
         let start = {
             let mut state = self.lock();

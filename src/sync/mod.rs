@@ -155,14 +155,16 @@ impl MailboxSync {
     /// One full pass: folders, then the message delta of every folder that has anything to
     /// tell.
     ///
-    /// A folder Graph reports with `totalItemCount` 0 while the store holds none of its
-    /// messages is skipped: its delta could only report items that came and went between two
-    /// passes, which leave the store as it is. The folder list is read fresh on every pass,
-    /// so the pass after mail arrives in such a folder sees a count above 0 and runs its
-    /// delta (a never-listed folder then gets its first listing); a folder a client has open
-    /// is polled on the fast schedule whatever its count, and a change notification for it
-    /// runs its delta at once. The skipped folder's stored deltaLink, if any, stays: replayed
-    /// later it reports what arrived meanwhile (or, expired, leads to a reconciling listing).
+    /// A folder that was listed once, and that Graph now reports with `totalItemCount` 0
+    /// while the store holds none of its messages, is skipped: its delta could only report
+    /// items that came and went between two passes, which leave the store as it is. The
+    /// folder list is read fresh on every pass, so the pass after mail arrives in such a
+    /// folder sees a count above 0 and runs its delta; a folder a client has open is polled
+    /// on the fast schedule whatever its count, and a change notification for it runs its
+    /// delta at once. The stored deltaLink stays: replayed later it reports what arrived
+    /// meanwhile (or, expired, leads to a reconciling listing). A folder never listed is
+    /// listed even when empty: the store counts a folder as synced once it has a deltaLink,
+    /// and progress shown to the admin would otherwise never complete.
     pub async fn sync_once(&self) -> Result<(), SyncError> {
         let _pass = self.pass.lock().await;
         let (folders_changed, counts) = self.sync_folders().await?;
@@ -174,7 +176,10 @@ impl MailboxSync {
         };
         let mut changed = folders_changed;
         for folder in &folders {
-            if counts.get(&folder.graph_id) == Some(&0) && self.holds_nothing(folder).await? {
+            if folder.delta_link.is_some()
+                && counts.get(&folder.graph_id) == Some(&0)
+                && self.holds_nothing(folder).await?
+            {
                 continue;
             }
             let outcome = self.sync_folder_messages(folder).await?;
