@@ -80,3 +80,30 @@ async fn batch_limits_and_failed_dependencies() {
     assert_eq!(response(&out, "b")["status"], 424);
     assert_eq!(response(&out, "c")["status"], 200);
 }
+
+#[tokio::test]
+async fn a_failing_inner_request_is_a_5xx_never_an_empty_200() {
+    let args = graphbridge::emulator::EmulatorArgs {
+        port: 0,
+        fixtures: Some(fixture("")),
+        auto_consent: Some(SALES.to_string()),
+        error_rate: 1.0,
+        ..graphbridge::emulator::EmulatorArgs::default()
+    };
+    let e = start_with(args).await;
+    let t = e.sign_in().await;
+    // Every request fails, some as a dropped connection; inside a batch each must still
+    // come back as an error status of its own.
+    let requests: Vec<Value> = (0..20)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/me/mailFolders/inbox"}))
+        .collect();
+    let (status, out) = e
+        .post_json(&t, "/v1.0/$batch", json!({"requests": requests}))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    for i in 0..20 {
+        let r = response(&out, &i.to_string());
+        let code = r["status"].as_u64().unwrap_or(0);
+        assert!(code >= 500, "request {i} answered {r}");
+    }
+}

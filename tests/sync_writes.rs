@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{start_demo, GraphPeek};
+use common::{deliver, start_demo, GraphPeek};
 use graphbridge::demo::DEMO_MAILBOX;
 use graphbridge::mailstore::{accounts, folders, messages, Flags, FolderRecord, SpecialUse};
-use graphbridge::sync::MailboxSync;
+use graphbridge::sync::{FlagChange, MailboxSync, SyncError};
 use std::sync::Arc;
 
 async fn folder(sync: &MailboxSync, path: &str) -> FolderRecord {
@@ -168,5 +168,120 @@ Message-ID: <appended-1@example.test>\r\n\r\nHello from APPEND.\r\n";
         draft["isRead"], false,
         "the client asked for an unread draft"
     );
+    demo.stop().await;
+}
+
+async fn set_error_rate(graph: std::net::SocketAddr, rate: f64) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{graph}/_emulator/faults"))
+        .json(&serde_json::json!({"errorRate": rate}))
+        .send()
+        .await
+        .expect("faults");
+    assert!(response.status().is_success());
+}
+
+fn flag_changes(list: &[messages::MessageRecord], flagged: bool) -> Vec<FlagChange> {
+    list.iter()
+        .map(|m| FlagChange {
+            uid: m.uid,
+            graph_id: m.graph_id.clone(),
+            old_flags: m.flags,
+            old_keywords: m.keywords.clone(),
+            new_flags: m.flags.with(Flags::FLAGGED, flagged),
+            new_keywords: m.keywords.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_changes_go_out_in_batches_and_each_gets_its_answer() {
+    let (demo, sync) = setup().await;
+    let outlook = GraphPeek::sign_in(demo.graph.addr).await;
+    for i in 0..12 {
+        let raw = format!(
+            "From: Anna <anna@example.test>\r\nTo: sales@contoso.test\r\nSubject: Batch {i}\r\n\
+             Message-ID: <batch-{i}@example.test>\r\n\r\nHello.\r\n"
+        );
+        deliver(demo.graph.addr, DEMO_MAILBOX, "inbox", raw.as_bytes()).await;
+    }
+    sync.sync_once().await.expect("sync");
+    // Bodies first, so the background fetcher sends no batch while this test counts them.
+    sync.fetch_missing_bodies().await.expect("bodies");
+    let inbox = folder(&sync, "INBOX").await;
+    let inbox_id = inbox.id;
+    let list = sync
+        .store()
+        .call(move |c| messages::list_messages(c, inbox_id))
+        .await
+        .expect("list");
+    assert!(list.len() > 20, "more changes than one batch holds");
+    // One message is deleted in Outlook before the change reaches Graph.
+    let gone = list[3].clone();
+    sync.graph_client()
+        .delete_message(&gone.graph_id, true)
+        .await
+        .expect("delete in Graph");
+
+    let batches_before = sync.graph_client().batches_sent();
+    let results = sync
+        .store_flags_many(&inbox, flag_changes(&list, true))
+        .await;
+    assert_eq!(results.len(), list.len());
+    // Twenty changes to a batch; a lone change left over goes as a plain PATCH.
+    // (Messages already flagged need no request.)
+    let sent = list.iter().filter(|m| !m.flags.has(Flags::FLAGGED)).count();
+    assert!(sent > 20, "more changes than one batch holds");
+    let expected = sent / 20 + usize::from(sent % 20 > 1);
+    assert_eq!(
+        sync.graph_client().batches_sent() - batches_before,
+        expected as u64,
+        "{sent} changes"
+    );
+    for (message, result) in list.iter().zip(&results) {
+        if message.graph_id == gone.graph_id {
+            assert!(matches!(result, Err(SyncError::Gone)), "{result:?}");
+        } else {
+            assert!(result.is_ok(), "{}: {result:?}", message.uid);
+        }
+    }
+    let flagged_in_graph = outlook
+        .folder_messages("inbox", "flag")
+        .await
+        .into_iter()
+        .filter(|m| m["flag"]["flagStatus"] == "flagged")
+        .count();
+    assert_eq!(flagged_in_graph, list.len() - 1);
+    let stored = sync
+        .store()
+        .call(move |c| messages::list_messages(c, inbox_id))
+        .await
+        .expect("list");
+    for m in stored.iter().filter(|m| m.graph_id != gone.graph_id) {
+        assert!(
+            m.flags.has(Flags::FLAGGED),
+            "the store took what Graph took"
+        );
+    }
+    let still_there: Vec<messages::MessageRecord> = stored
+        .into_iter()
+        .filter(|m| m.graph_id != gone.graph_id)
+        .collect();
+
+    // Inner requests failing for a while (503, 504, dropped) are retried one by one; every
+    // change still lands.
+    set_error_rate(demo.graph.addr, 0.2).await;
+    let results = sync
+        .store_flags_many(&inbox, flag_changes(&still_there, false))
+        .await;
+    set_error_rate(demo.graph.addr, 0.0).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let flagged_in_graph = outlook
+        .folder_messages("inbox", "flag")
+        .await
+        .into_iter()
+        .filter(|m| m["flag"]["flagStatus"] == "flagged")
+        .count();
+    assert_eq!(flagged_in_graph, 0);
     demo.stop().await;
 }

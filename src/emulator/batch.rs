@@ -98,6 +98,14 @@ async fn run_serial(shared: &Arc<Shared>, steps: Vec<Step>) -> Vec<Value> {
     out
 }
 
+fn inner_failure(id: &str) -> Value {
+    json!({"id": id, "status": 503, "headers": {"Content-Type": "application/json"},
+        "body": {"error": {
+        "code": "serviceNotAvailable",
+        "message": "The service is temporarily unavailable.",
+    }}})
+}
+
 fn failed_dependency(id: &str) -> Value {
     json!({"id": id, "status": 424, "body": {"error": {
         "code": "FailedDependency",
@@ -201,9 +209,13 @@ async fn one(shared: Arc<Shared>, s: Step) -> Value {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
+    let bytes = match axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        // The inner response failed while its body was produced (an injected connection
+        // drop). Graph has no connection per inner request to drop: it reports the failure
+        // as the request's own 5xx, never as a 200 with an empty body.
+        Err(_) => return inner_failure(&s.id),
+    };
     let mut v = json!({"id": s.id, "status": status, "headers": headers});
     if !bytes.is_empty() {
         v["body"] = if is_json {

@@ -157,7 +157,7 @@ impl GraphClient {
                 .acquire_many(slots)
                 .await
                 .map_err(|_| GraphError::Closed)?;
-            self.budget.spend(pending.len()).await;
+            let _spent = self.budget.spend(pending.len()).await;
             self.post_batch(token, &payload).await
         };
         let (status, retry_after, bytes) = match sent {
@@ -185,6 +185,8 @@ impl GraphClient {
         token: &str,
         payload: &Value,
     ) -> Result<(StatusCode, Option<Duration>, bytes::Bytes), GraphError> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = self
             .http
             .post(format!("{}/$batch", self.base))

@@ -2,6 +2,7 @@
 //! in flight, `Retry-After` honoured, exponential backoff with jitter, and
 //! `Prefer: IdType="ImmutableId"` on every request so ids survive moves.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct GraphClient {
     pub(super) in_flight: Semaphore,
     max_in_flight: usize,
     pub(super) budget: RequestBudget,
+    /// `$batch` round trips sent, for the admin's figures and the tests.
+    pub(super) batches: AtomicU64,
 }
 
 impl GraphClient {
@@ -65,7 +68,13 @@ impl GraphClient {
             in_flight: Semaphore::new(max_in_flight.max(1)),
             max_in_flight: max_in_flight.max(1),
             budget,
+            batches: AtomicU64::new(0),
         }
+    }
+
+    /// How many `$batch` requests this client has sent (retries included).
+    pub fn batches_sent(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -178,8 +187,9 @@ impl GraphClient {
             .acquire()
             .await
             .map_err(|_| GraphError::Closed)?;
-        // Throttled requests count against Microsoft's budget too, so every attempt spends.
-        self.budget.spend(1).await;
+        // Throttled requests count against Microsoft's budget too, so every attempt spends;
+        // the place is held until the answer is read (see budget.rs).
+        let _spent = self.budget.spend(1).await;
         let prefer = match prefer {
             Some(extra) => format!("{IMMUTABLE_IDS}, {extra}"),
             None => IMMUTABLE_IDS.to_string(),

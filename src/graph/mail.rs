@@ -3,62 +3,47 @@
 use base64::Engine;
 use reqwest::Method;
 
-use super::types::{DeltaMessage, MailFolder, Page, DELTA_EXPAND, DELTA_SELECT};
+use super::types::{DeltaMessage, FolderDeltaItem, MailFolder, Page, DELTA_EXPAND, DELTA_SELECT};
 use super::{Body, GraphClient, GraphError};
 
 /// Messages per delta page asked of Graph: delta items are small (ids, flags, a date), and
 /// every page is a request against the mailbox's budget, so pages are as large as `$top` may
 /// be (1,000).
 const DELTA_PAGE_SIZE: u32 = 1000;
+/// Folders per `mailFolders/delta` page: mailboxes rarely have more, so the whole tree is
+/// usually one request. Graph may hand out smaller pages; nextLinks are followed either way.
+const FOLDER_PAGE_SIZE: u32 = 1000;
 
 impl GraphClient {
-    /// Every visible folder of the mailbox, parents before children.
-    pub async fn all_folders(&self) -> Result<Vec<MailFolder>, GraphError> {
-        let mut found = self
-            .collect_pages::<MailFolder>(&self.url("/mailFolders?$top=100"))
-            .await?;
-        let mut next = 0;
-        while next < found.len() {
-            if found[next].child_folder_count > 0 {
-                let url = self.url(&format!(
-                    "/mailFolders/{}/childFolders?$top=100",
-                    found[next].id
-                ));
-                let children = self.collect_pages::<MailFolder>(&url).await?;
-                found.extend(children);
-            }
-            next += 1;
-        }
-        found.retain(|f| !f.is_hidden);
-        Ok(found)
-    }
-
-    /// A folder by well-known name (`inbox`, `sentitems`, …); None when the mailbox has none.
-    pub async fn well_known_folder(&self, name: &str) -> Result<Option<MailFolder>, GraphError> {
-        match self
-            .get_json(&self.url(&format!("/mailFolders/{name}")))
-            .await
-        {
-            Ok(folder) => Ok(Some(folder)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn collect_pages<T: serde::de::DeserializeOwned>(
-        &self,
-        first: &str,
-    ) -> Result<Vec<T>, GraphError> {
-        let mut items = Vec::new();
-        let mut url = first.to_string();
+    /// Every folder of the mailbox with its item counts, in one round of `mailFolders/delta`
+    /// (one request for up to [`FOLDER_PAGE_SIZE`] folders, where walking the tree with
+    /// `childFolders` costs one per folder that has children). A fresh round each time rather
+    /// than a replayed deltaLink: a replay reports only folders whose own properties changed,
+    /// while the sync wants every folder's current `totalItemCount`, and both cost one request.
+    /// Graph returns the hierarchy as a flat list in no promised order; hidden folders come
+    /// with `isHidden` and are left to the caller.
+    pub async fn folder_tree(&self) -> Result<Vec<MailFolder>, GraphError> {
+        let mut folders = Vec::new();
+        let mut url = self.url("/mailFolders/delta");
         loop {
-            let page: Page<T> = self.get_json(&url).await?;
-            items.extend(page.value);
+            let page: Page<FolderDeltaItem> = self
+                .get_json_prefer(&url, &format!("odata.maxpagesize={FOLDER_PAGE_SIZE}"))
+                .await?;
+            folders.extend(
+                page.value
+                    .into_iter()
+                    .filter_map(FolderDeltaItem::into_folder),
+            );
             match page.next_link {
                 Some(next) => url = next,
-                None => return Ok(items),
+                None => return Ok(folders),
             }
         }
+    }
+
+    /// The path (below the user) of a folder addressed by its well-known name, for a `$batch`.
+    pub fn well_known_path(name: &str) -> String {
+        format!("/mailFolders/{name}")
     }
 
     /// The URL that starts a fresh message delta of a folder. It asks for the last-verb
@@ -86,6 +71,11 @@ impl GraphClient {
             .await
     }
 
+    /// The path (below the user) of a message, for a `$batch`.
+    pub fn message_path(message_id: &str) -> String {
+        format!("/messages/{message_id}")
+    }
+
     pub async fn patch_message(
         &self,
         message_id: &str,
@@ -93,7 +83,7 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         self.send_json(
             Method::PATCH,
-            &self.url(&format!("/messages/{message_id}")),
+            &self.url(&Self::message_path(message_id)),
             changes,
         )
         .await

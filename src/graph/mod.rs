@@ -29,6 +29,10 @@ pub enum GraphError {
     TokenStore(String),
     #[error("the Graph client is shutting down")]
     Closed,
+    /// A transport failure shared by several requests (those of one `$batch`), as text:
+    /// the underlying error cannot be copied.
+    #[error("cannot reach Graph: {0}")]
+    Unreachable(String),
 }
 
 /// What to do about a dead sign-in, added to the message so every place that shows it names
@@ -56,6 +60,31 @@ impl GraphError {
                     || code.eq_ignore_ascii_case("resyncRequired")
             }
             _ => false,
+        }
+    }
+
+    /// The same error for another request that failed with it (every request of a `$batch`
+    /// that could not be sent). Keeps what callers look at: status and code, sign-in.
+    pub fn duplicate(&self) -> GraphError {
+        match self {
+            GraphError::Transport(e) => GraphError::Unreachable(e.to_string()),
+            GraphError::Status {
+                status,
+                code,
+                message,
+            } => GraphError::Status {
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            GraphError::OAuth { error, description } => GraphError::OAuth {
+                error: error.clone(),
+                description: description.clone(),
+            },
+            GraphError::Decode(text) => GraphError::Decode(text.clone()),
+            GraphError::TokenStore(text) => GraphError::TokenStore(text.clone()),
+            GraphError::Closed => GraphError::Closed,
+            GraphError::Unreachable(text) => GraphError::Unreachable(text.clone()),
         }
     }
 

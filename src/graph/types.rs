@@ -17,6 +17,42 @@ pub struct MailFolder {
     pub is_hidden: bool,
 }
 
+/// A `mailFolders/delta` item: a folder, or (in a replayed round) a folder that is gone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderDeltaItem {
+    pub id: String,
+    #[serde(rename = "@removed", default)]
+    pub removed: Option<serde_json::Value>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    #[serde(default)]
+    pub child_folder_count: u32,
+    #[serde(default)]
+    pub total_item_count: u32,
+    #[serde(default)]
+    pub is_hidden: bool,
+}
+
+impl FolderDeltaItem {
+    /// The folder, or None for a removal.
+    pub fn into_folder(self) -> Option<MailFolder> {
+        if self.removed.is_some() {
+            return None;
+        }
+        Some(MailFolder {
+            id: self.id,
+            display_name: self.display_name.unwrap_or_default(),
+            parent_folder_id: self.parent_folder_id,
+            child_folder_count: self.child_folder_count,
+            total_item_count: self.total_item_count,
+            is_hidden: self.is_hidden,
+        })
+    }
+}
+
 /// One page of a collection: `value` plus at most one of the two links.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Page<T> {

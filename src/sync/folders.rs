@@ -1,21 +1,30 @@
 //! Folder tree sync: Graph's folders become IMAP names (`/`-separated, the inbox as `INBOX`),
 //! with SPECIAL-USE roles from Graph's well-known folders.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{MailboxSync, SyncError};
+use crate::graph::batch::BatchRequest;
 use crate::graph::types::MailFolder;
+use crate::graph::{GraphClient, GraphError};
 use crate::mailstore::{folders as stored, FolderUpsert, SpecialUse};
 
 /// IMAP's hierarchy delimiter.
 pub const DELIMITER: char = '/';
 
 impl MailboxSync {
-    /// Brings the store's folders in line with Graph's; true when anything changed.
-    pub(super) async fn sync_folders(&self) -> Result<bool, SyncError> {
+    /// Brings the store's folders in line with Graph's. Returns whether anything changed, and
+    /// Graph's `totalItemCount` of every folder by Graph id (the pass uses it to leave alone
+    /// folders that are empty on both sides).
+    pub(super) async fn sync_folders(&self) -> Result<(bool, HashMap<String, u32>), SyncError> {
+        let graph_folders = self.graph.folder_tree().await?;
         let roles = self.well_known_ids().await?;
-        let graph_folders = self.graph.all_folders().await?;
-        let upserts = folder_upserts(&graph_folders, &roles);
+        let visible = visible_folders(graph_folders);
+        let counts = visible
+            .iter()
+            .map(|f| (f.id.clone(), f.total_item_count))
+            .collect();
+        let upserts = folder_upserts(&visible, &roles);
         let account = self.account_id;
         let changed = self
             .store
@@ -36,19 +45,35 @@ impl MailboxSync {
                         .any(|(a, b)| a.graph_id != b.graph_id || a.path != b.path))
             })
             .await?;
-        Ok(changed)
+        Ok((changed, counts))
     }
 
-    /// Graph id → role of the well-known folders this mailbox has (asked once, then cached).
+    /// Graph id → role of the well-known folders this mailbox has. v1.0 has no
+    /// `wellKnownName` on folders, so a role's id is learnt by asking for the folder by its
+    /// well-known name — once: folder ids are stable, and the store keeps each role with its
+    /// folder, so after a restart only roles the store does not know yet are asked for, all in
+    /// one `$batch`. A role Graph answers 404 for is remembered as absent until the restart.
     async fn well_known_ids(&self) -> Result<HashMap<String, SpecialUse>, SyncError> {
         let mut cache = self.well_known.lock().await;
         if cache.is_none() {
-            let mut found = HashMap::new();
-            for role in SpecialUse::ALL {
-                if let Some(folder) = self.graph.well_known_folder(role.well_known_name()).await? {
-                    found.insert(role.well_known_name().to_string(), folder.id);
-                }
-            }
+            let account = self.account_id;
+            let stored_roles = self
+                .store
+                .call(move |c| stored::list_folders(c, account))
+                .await?;
+            let mut found: HashMap<String, String> = stored_roles
+                .into_iter()
+                .filter_map(|f| {
+                    f.special_use
+                        .map(|r| (r.well_known_name().to_string(), f.graph_id))
+                })
+                .collect();
+            let missing: Vec<SpecialUse> = SpecialUse::ALL
+                .iter()
+                .copied()
+                .filter(|r| !found.contains_key(r.well_known_name()))
+                .collect();
+            found.extend(self.look_up_roles(&missing).await?);
             *cache = Some(found);
         }
         let by_name = cache.as_ref().cloned().unwrap_or_default();
@@ -61,41 +86,112 @@ impl MailboxSync {
             })
             .collect())
     }
+
+    /// Asks Graph for the folders of these roles in one `$batch`; well-known name → id of
+    /// those the mailbox has. Each lookup still counts against the budget on its own.
+    async fn look_up_roles(
+        &self,
+        roles: &[SpecialUse],
+    ) -> Result<HashMap<String, String>, SyncError> {
+        let mut found = HashMap::new();
+        if roles.is_empty() {
+            return Ok(found);
+        }
+        let requests: Vec<BatchRequest> = roles
+            .iter()
+            .map(|r| BatchRequest::get(GraphClient::well_known_path(r.well_known_name())))
+            .collect();
+        let results = self.graph.batch(&requests).await?;
+        for (role, result) in roles.iter().zip(results) {
+            match result {
+                Ok(bytes) => {
+                    let folder: MailFolder = serde_json::from_slice(&bytes)
+                        .map_err(|e| GraphError::Decode(e.to_string()))?;
+                    found.insert(role.well_known_name().to_string(), folder.id);
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(found)
+    }
 }
 
-/// Computes each folder's IMAP name from its parent chain. Graph lists parents before
-/// children; folders whose parent is not listed (children of the hidden root) are top level.
+/// The folders an IMAP client sees: hidden folders and everything below them left out (a
+/// tree walk without `includeHiddenFolders` never reaches those either).
+fn visible_folders(folders: Vec<MailFolder>) -> Vec<MailFolder> {
+    let hidden: HashSet<&str> = folders
+        .iter()
+        .filter(|f| f.is_hidden)
+        .map(|f| f.id.as_str())
+        .collect();
+    let parents: HashMap<&str, Option<&str>> = folders
+        .iter()
+        .map(|f| (f.id.as_str(), f.parent_folder_id.as_deref()))
+        .collect();
+    let under_hidden = |start: &str| {
+        let mut current = Some(start);
+        // Bounded: a malformed answer with a parent cycle must not loop forever.
+        for _ in 0..=folders.len() {
+            match current {
+                Some(id) if hidden.contains(id) => return true,
+                Some(id) => current = parents.get(id).copied().flatten(),
+                None => return false,
+            }
+        }
+        false
+    };
+    let keep: Vec<bool> = folders.iter().map(|f| !under_hidden(&f.id)).collect();
+    folders
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(f, keep)| keep.then_some(f))
+        .collect()
+}
+
+/// Computes each folder's IMAP name from its parent chain. Graph's flat folder list promises
+/// no order, so parents are looked up by id wherever they are; folders whose parent is not
+/// listed (children of the hidden root) are top level. The result lists parents first.
 fn folder_upserts(
     folders: &[MailFolder],
     roles: &HashMap<String, SpecialUse>,
 ) -> Vec<FolderUpsert> {
-    let mut paths: HashMap<&str, String> = HashMap::new();
-    let mut upserts = Vec::with_capacity(folders.len());
-    for folder in folders {
-        let role = roles.get(&folder.id).copied();
-        let own_name = if role == Some(SpecialUse::Inbox) {
+    let by_id: HashMap<&str, &MailFolder> = folders.iter().map(|f| (f.id.as_str(), f)).collect();
+    let own_name = |folder: &MailFolder| {
+        if roles.get(&folder.id) == Some(&SpecialUse::Inbox) {
             "INBOX".to_string()
         } else {
             imap_safe_name(&folder.display_name)
-        };
-        let parent_path = folder
-            .parent_folder_id
-            .as_deref()
-            .and_then(|parent| paths.get(parent));
-        let path = match parent_path {
-            Some(parent) => format!("{parent}{DELIMITER}{own_name}"),
-            None => own_name,
-        };
-        paths.insert(folder.id.as_str(), path.clone());
-        upserts.push(FolderUpsert {
-            graph_id: folder.id.clone(),
-            parent_graph_id: folder.parent_folder_id.clone(),
-            display_name: folder.display_name.clone(),
-            path,
-            special_use: role,
-        });
-    }
-    upserts
+        }
+    };
+    let mut upserts: Vec<(usize, FolderUpsert)> = folders
+        .iter()
+        .map(|folder| {
+            // The chain up to the top, bounded by the folder count against parent cycles.
+            let mut names = vec![own_name(folder)];
+            let mut parent = folder.parent_folder_id.as_deref();
+            while let Some(p) = parent.and_then(|id| by_id.get(id)) {
+                if names.len() > folders.len() {
+                    break;
+                }
+                names.push(own_name(p));
+                parent = p.parent_folder_id.as_deref();
+            }
+            let depth = names.len();
+            names.reverse();
+            let upsert = FolderUpsert {
+                graph_id: folder.id.clone(),
+                parent_graph_id: folder.parent_folder_id.clone(),
+                display_name: folder.display_name.clone(),
+                path: names.join(&DELIMITER.to_string()),
+                special_use: roles.get(&folder.id).copied(),
+            };
+            (depth, upsert)
+        })
+        .collect();
+    // Stable: folders of one depth keep Graph's order.
+    upserts.sort_by_key(|(depth, _)| *depth);
+    upserts.into_iter().map(|(_, u)| u).collect()
 }
 
 /// A display name as one level of an IMAP name: the delimiter cannot appear inside a level,
@@ -143,8 +239,40 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            vec!["INBOX", "Projects", "Projects/2026", "INBOX/Sub", "A_B"]
+            vec!["INBOX", "Projects", "A_B", "Projects/2026", "INBOX/Sub"]
         );
+    }
+
+    #[test]
+    fn children_listed_before_their_parents_get_full_paths() {
+        let folders = vec![
+            folder("q", "Q1", "y"),
+            folder("y", "2026", "p"),
+            folder("p", "Projects", "root"),
+        ];
+        let upserts = folder_upserts(&folders, &HashMap::new());
+        let paths: Vec<&str> = upserts.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["Projects", "Projects/2026", "Projects/2026/Q1"]);
+    }
+
+    #[test]
+    fn hidden_folders_and_their_children_are_left_out() {
+        let mut hidden = folder("h", "Conversation Action Settings", "root");
+        hidden.is_hidden = true;
+        let folders = vec![
+            folder("c", "Below hidden", "h"),
+            hidden,
+            folder("p", "Projects", "root"),
+        ];
+        let ids: Vec<String> = visible_folders(folders).into_iter().map(|f| f.id).collect();
+        assert_eq!(ids, vec!["p"]);
+    }
+
+    #[test]
+    fn a_parent_cycle_does_not_hang() {
+        let folders = vec![folder("a", "A", "b"), folder("b", "B", "a")];
+        assert_eq!(folder_upserts(&folders, &HashMap::new()).len(), 2);
+        assert_eq!(visible_folders(folders).len(), 2);
     }
 
     #[test]

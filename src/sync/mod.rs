@@ -7,6 +7,7 @@
 
 mod append;
 mod bodies;
+mod flag_queue;
 mod folders;
 pub mod foreground;
 mod messages;
@@ -66,6 +67,19 @@ pub struct MailboxSync {
     push: std::sync::Mutex<push::PushState>,
     /// Folders a change notification asked to sync now.
     urgent: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Flag changes on their way to Graph, batched when several wait.
+    flag_queue: Arc<flag_queue::FlagQueue>,
+}
+
+/// One message's flag change, for [`MailboxSync::store_flags_many`].
+#[derive(Debug, Clone)]
+pub struct FlagChange {
+    pub uid: u32,
+    pub graph_id: String,
+    pub old_flags: Flags,
+    pub old_keywords: String,
+    pub new_flags: Flags,
+    pub new_keywords: String,
 }
 
 /// How often the poll loop asks Graph for changes.
@@ -106,7 +120,6 @@ impl MailboxSync {
     pub fn new(account_id: i64, graph: Arc<GraphClient>, store: Store) -> Arc<MailboxSync> {
         Arc::new(MailboxSync {
             account_id,
-            graph,
             store,
             changes: watch::channel(0).0,
             well_known: Mutex::new(None),
@@ -116,6 +129,8 @@ impl MailboxSync {
             signed_out: AtomicBool::new(false),
             push: std::sync::Mutex::new(push::PushState::default()),
             urgent: std::sync::Mutex::new(std::collections::HashSet::new()),
+            flag_queue: flag_queue::FlagQueue::new(graph.clone()),
+            graph,
         })
     }
 
@@ -137,10 +152,22 @@ impl MailboxSync {
         self.changes.send_modify(|v| *v += 1);
     }
 
-    /// One full pass: folders, then every folder's message delta.
+    /// One full pass: folders, then the message delta of every folder that has anything to
+    /// tell.
+    ///
+    /// A folder that was listed once, and that Graph now reports with `totalItemCount` 0
+    /// while the store holds none of its messages, is skipped: its delta could only report
+    /// items that came and went between two passes, which leave the store as it is. The
+    /// folder list is read fresh on every pass, so the pass after mail arrives in such a
+    /// folder sees a count above 0 and runs its delta; a folder a client has open is polled
+    /// on the fast schedule whatever its count, and a change notification for it runs its
+    /// delta at once. The stored deltaLink stays: replayed later it reports what arrived
+    /// meanwhile (or, expired, leads to a reconciling listing). A folder never listed is
+    /// listed even when empty: the store counts a folder as synced once it has a deltaLink,
+    /// and progress shown to the admin would otherwise never complete.
     pub async fn sync_once(&self) -> Result<(), SyncError> {
         let _pass = self.pass.lock().await;
-        let folders_changed = self.sync_folders().await?;
+        let (folders_changed, counts) = self.sync_folders().await?;
         let folders = {
             let account = self.account_id;
             self.store
@@ -149,6 +176,12 @@ impl MailboxSync {
         };
         let mut changed = folders_changed;
         for folder in &folders {
+            if folder.delta_link.is_some()
+                && counts.get(&folder.graph_id) == Some(&0)
+                && self.holds_nothing(folder).await?
+            {
+                continue;
+            }
             let outcome = self.sync_folder_messages(folder).await?;
             changed |= !outcome.is_empty();
         }
@@ -156,6 +189,16 @@ impl MailboxSync {
             self.announce();
         }
         Ok(())
+    }
+
+    /// True when the store holds no message of the folder.
+    async fn holds_nothing(&self, folder: &FolderRecord) -> Result<bool, SyncError> {
+        let folder_id = folder.id;
+        Ok(self
+            .store
+            .call(move |c| stored::list_messages(c, folder_id))
+            .await?
+            .is_empty())
     }
 
     /// Polls Graph until `shutdown` fires: folders someone has selected (or is idling in)
@@ -296,22 +339,100 @@ impl MailboxSync {
         new: Flags,
         keywords: &str,
     ) -> Result<u64, SyncError> {
-        let patch = messages::flag_patch(old.0, new, old.1, keywords);
-        if let Some(patch) = patch {
-            match self.graph.patch_message(graph_id, patch).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => return Err(SyncError::Gone),
-                Err(e) => return Err(self.noted(e.into()).await),
+        let change = FlagChange {
+            uid,
+            graph_id: graph_id.to_string(),
+            old_flags: old.0,
+            old_keywords: old.1.to_string(),
+            new_flags: new,
+            new_keywords: keywords.to_string(),
+        };
+        self.store_flags_many(folder, vec![change])
+            .await
+            .pop()
+            .unwrap_or(Err(SyncError::Unsupported(
+                "no answer for the flag change".into(),
+            )))
+    }
+
+    /// Writes several messages' flags and keywords to Graph (as `$batch`es of up to twenty),
+    /// then those Graph accepted to the store. Returns each change's new MODSEQ or why it
+    /// failed, in the order given: a change Graph refused is not written to the store, and
+    /// its caller hears about it (`Gone` when the message is no longer in Microsoft 365).
+    pub async fn store_flags_many(
+        &self,
+        folder: &FolderRecord,
+        changes: Vec<FlagChange>,
+    ) -> Vec<Result<u64, SyncError>> {
+        let patches: Vec<Option<serde_json::Value>> = changes
+            .iter()
+            .map(|c| {
+                messages::flag_patch(c.old_flags, c.new_flags, &c.old_keywords, &c.new_keywords)
+            })
+            .collect();
+        let to_send: Vec<(String, serde_json::Value)> = changes
+            .iter()
+            .zip(&patches)
+            .filter_map(|(c, p)| p.clone().map(|p| (c.graph_id.clone(), p)))
+            .collect();
+        let mut sent = self.flag_queue.patch_all(to_send).await.into_iter();
+        // Graph's verdict per change; a change Graph holds nothing of (\Deleted) is the
+        // store's alone.
+        let mut verdicts: Vec<Result<(), SyncError>> = Vec::with_capacity(changes.len());
+        for patch in &patches {
+            if patch.is_none() {
+                verdicts.push(Ok(()));
+                continue;
             }
+            let verdict = match sent.next() {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) if e.is_not_found() => Err(SyncError::Gone),
+                Some(Err(e)) => Err(self.noted(e.into()).await),
+                None => Err(SyncError::Graph(GraphError::Closed)),
+            };
+            verdicts.push(verdict);
+        }
+        let accepted: Vec<(usize, u32, Flags, String)> = changes
+            .iter()
+            .zip(&verdicts)
+            .enumerate()
+            .filter(|(_, (_, v))| v.is_ok())
+            .map(|(i, (c, _))| (i, c.uid, c.new_flags, c.new_keywords.clone()))
+            .collect();
+        if accepted.is_empty() {
+            return verdicts.into_iter().map(|v| v.map(|()| 0)).collect();
         }
         let folder_id = folder.id;
-        let keywords = keywords.to_string();
-        let modseq = self
+        let written = self
             .store
-            .call(move |c| stored::set_flags(c, folder_id, uid, new, &keywords))
-            .await?;
+            .call(move |c| {
+                accepted
+                    .into_iter()
+                    .map(|(i, uid, flags, keywords)| {
+                        stored::set_flags(c, folder_id, uid, flags, &keywords).map(|m| (i, m))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
         self.announce();
-        Ok(modseq)
+        let mut out: Vec<Result<u64, SyncError>> =
+            verdicts.into_iter().map(|v| v.map(|()| 0)).collect();
+        match written {
+            Ok(modseqs) => {
+                for (i, modseq) in modseqs {
+                    out[i] = Ok(modseq);
+                }
+            }
+            // Graph has the changes but the store could not take them: the next delta
+            // brings them in; the callers hear the store's failure.
+            Err(e) => {
+                let text = format!("Graph took the flags but the store did not: {e}");
+                for slot in out.iter_mut().filter(|r| r.is_ok()) {
+                    *slot = Err(SyncError::Store(StoreError::Invalid(text.clone())));
+                }
+            }
+        }
+        out
     }
 
     /// Sends a MIME message through Graph (which saves it in Sent Items), then syncs so the
