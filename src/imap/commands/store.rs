@@ -18,7 +18,7 @@ use super::{sync_failure, Outcome};
 use crate::imap::selected::{keyword_of_category, modseq_item, sequence_set, Selected};
 use crate::imap::session::Session;
 use crate::mailstore::{Flags, MessageRecord};
-use crate::sync::{SyncError, CATEGORY_SEPARATOR};
+use crate::sync::{FlagChange, SyncError, CATEGORY_SEPARATOR};
 
 const FORWARDED: &str = "$Forwarded";
 
@@ -97,48 +97,29 @@ pub async fn store(
     let targets = selected.resolve(&set, uid);
     let mut answers = Vec::new();
     let mut modified = Vec::new();
-    for (seq, index) in targets {
-        let message = selected.messages[index].clone();
-        if unchanged_since.is_some_and(|limit| message.modseq > limit) {
-            modified.push(if uid { message.uid } else { seq.get() });
-            continue;
-        }
-        let (new_flags, new_keywords) = match apply(&message, kind, &flags) {
-            Ok(change) => change,
-            Err(outcome) => {
-                session.pending.extend(answers.into_iter().map(Into::into));
-                return outcome;
+    // A run of messages at a time: their changes go to Graph together (as `$batch`es), and a
+    // failure stops the STORE before the next run.
+    for run in targets.chunks(STORE_RUN) {
+        let mut planned = Vec::with_capacity(run.len());
+        for &(seq, index) in run {
+            let message = &selected.messages[index];
+            if unchanged_since.is_some_and(|limit| message.modseq > limit) {
+                modified.push(if uid { message.uid } else { seq.get() });
+                continue;
             }
-        };
-        if new_flags != message.flags || new_keywords != message.keywords {
-            let result = selected
-                .sync
-                .store_flags(
-                    &selected.folder,
-                    message.uid,
-                    &message.graph_id,
-                    (message.flags, &message.keywords),
-                    new_flags,
-                    &new_keywords,
-                )
-                .await;
-            match result {
-                Ok(modseq) => {
-                    let known = &mut Arc::make_mut(&mut selected.messages)[index];
-                    known.flags = new_flags;
-                    known.keywords = new_keywords;
-                    known.modseq = modseq;
+            match apply(message, kind, &flags) {
+                Ok((new_flags, new_keywords)) => {
+                    planned.push((seq, index, new_flags, new_keywords))
                 }
-                // Deleted in Outlook meanwhile: nothing to change; the next NOOP expunges it.
-                Err(SyncError::Gone) => continue,
-                Err(e) => {
+                Err(outcome) => {
                     session.pending.extend(answers.into_iter().map(Into::into));
-                    return sync_failure("STORE failed", e);
+                    return outcome;
                 }
             }
         }
-        if let Some(data) = answer(selected, seq, uid, response, index) {
-            answers.push(data);
+        if let Err(e) = store_run(selected, &planned, uid, response, &mut answers).await {
+            session.pending.extend(answers.into_iter().map(Into::into));
+            return sync_failure("STORE failed", e);
         }
     }
     session.pending.extend(answers.into_iter().map(Into::into));
@@ -153,6 +134,78 @@ pub async fn store(
         }
         None => Outcome::ok("STORE completed"),
     }
+}
+
+/// Messages whose flag changes are sent to Graph together.
+const STORE_RUN: usize = 100;
+
+/// Sends the changes of one run to Graph, updates the view with what Graph took, and collects
+/// the FETCH answers. The first failure (other than a message deleted in Outlook meanwhile,
+/// which the next NOOP expunges) is returned after the successes are recorded.
+async fn store_run(
+    selected: &mut Selected,
+    planned: &[(NonZeroU32, usize, Flags, String)],
+    uid: bool,
+    response: StoreResponse,
+    answers: &mut Vec<Data<'static>>,
+) -> Result<(), SyncError> {
+    let changed: Vec<usize> = (0..planned.len())
+        .filter(|&i| {
+            let (_, index, new_flags, new_keywords) = &planned[i];
+            let message = &selected.messages[*index];
+            *new_flags != message.flags || *new_keywords != message.keywords
+        })
+        .collect();
+    let changes: Vec<FlagChange> = changed
+        .iter()
+        .map(|&i| {
+            let (_, index, new_flags, new_keywords) = &planned[i];
+            let message = &selected.messages[*index];
+            FlagChange {
+                uid: message.uid,
+                graph_id: message.graph_id.clone(),
+                old_flags: message.flags,
+                old_keywords: message.keywords.clone(),
+                new_flags: *new_flags,
+                new_keywords: new_keywords.clone(),
+            }
+        })
+        .collect();
+    let results = if changes.is_empty() {
+        Vec::new()
+    } else {
+        selected
+            .sync
+            .store_flags_many(&selected.folder, changes)
+            .await
+    };
+    let mut verdicts: Vec<Option<Result<u64, SyncError>>> = Vec::new();
+    verdicts.resize_with(planned.len(), || None);
+    for (i, result) in changed.into_iter().zip(results) {
+        verdicts[i] = Some(result);
+    }
+    let mut first_failure = None;
+    for (i, verdict) in verdicts.into_iter().enumerate() {
+        let (seq, index, new_flags, new_keywords) = &planned[i];
+        match verdict {
+            Some(Ok(modseq)) => {
+                let known = &mut Arc::make_mut(&mut selected.messages)[*index];
+                known.flags = *new_flags;
+                known.keywords = new_keywords.clone();
+                known.modseq = modseq;
+            }
+            Some(Err(SyncError::Gone)) => continue,
+            Some(Err(e)) => {
+                first_failure.get_or_insert(e);
+                continue;
+            }
+            None => {}
+        }
+        if let Some(data) = answer(selected, *seq, uid, response, *index) {
+            answers.push(data);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
 }
 
 /// The FETCH a STORE answers with: the new flags (with UID and MODSEQ as CONDSTORE and
