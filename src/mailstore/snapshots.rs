@@ -70,3 +70,67 @@ impl Snapshots {
         self.by_folder.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailstore::folders::FolderUpsert;
+    use crate::mailstore::{messages::apply_changes, Flags, MessageUpsert, Store, StoreResult};
+
+    fn message(id: &str) -> MessageUpsert {
+        MessageUpsert {
+            graph_id: id.into(),
+            flags: Flags::default(),
+            keywords: String::new(),
+            internal_date: 0,
+            size_estimate: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_share_a_snapshot_until_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let folder = store
+            .call(|c| -> StoreResult<FolderRecord> {
+                c.execute(
+                    "INSERT INTO mailboxes (id, address, created_at) VALUES (1, 'a@b.test', 0)",
+                    [],
+                )?;
+                let folder = folders::upsert_folder(
+                    c,
+                    1,
+                    &FolderUpsert {
+                        graph_id: "f".into(),
+                        parent_graph_id: None,
+                        display_name: "Inbox".into(),
+                        path: "INBOX".into(),
+                        special_use: None,
+                    },
+                )?;
+                apply_changes(c, folder.id, &[message("m1"), message("m2")], &[])?;
+                Ok(folder)
+            })
+            .await
+            .expect("folder");
+        let first = store.folder_snapshot(folder.id).await.expect("read");
+        let second = store.folder_snapshot(folder.id).await.expect("read");
+        assert!(Arc::ptr_eq(&first.messages, &second.messages), "shared");
+        assert_eq!(first.messages.len(), 2);
+
+        let id = folder.id;
+        store
+            .call(move |c| apply_changes(c, id, &[message("m3")], &[]).map(|_| ()))
+            .await
+            .expect("write");
+        let third = store.folder_snapshot(folder.id).await.expect("read");
+        assert!(!Arc::ptr_eq(&first.messages, &third.messages), "a write ends it");
+        assert_eq!(third.messages.len(), 3);
+        assert!(third.folder.uidnext > first.folder.uidnext);
+
+        // Once no one holds a snapshot, the next read is a fresh one.
+        drop((first, second, third));
+        let fourth = store.folder_snapshot(folder.id).await.expect("read");
+        assert_eq!(fourth.messages.len(), 3);
+    }
+}
