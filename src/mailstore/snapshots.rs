@@ -124,7 +124,10 @@ mod tests {
             .await
             .expect("write");
         let third = store.folder_snapshot(folder.id).await.expect("read");
-        assert!(!Arc::ptr_eq(&first.messages, &third.messages), "a write ends it");
+        assert!(
+            !Arc::ptr_eq(&first.messages, &third.messages),
+            "a write ends it"
+        );
         assert_eq!(third.messages.len(), 3);
         assert!(third.folder.uidnext > first.folder.uidnext);
 
