@@ -1,7 +1,8 @@
 //! Exactly once across `kill -9`: the real `graphbridge serve` binary is stopped dead at each
-//! step of a send (after queueing, before and after the draft, before and after Graph's 202,
-//! after the commit), restarted, and every message must be in Sent Items (and delivered)
-//! exactly once. The Graph emulator runs in this test process, so it survives the kills.
+//! step of a send (after queueing, before the draft, between creating and tagging it, after
+//! it — for a large message before its file is uploaded —, before and after Graph's 202, after
+//! the commit), restarted, and every message must be in Sent Items (and delivered) exactly
+//! once, with its file, and no draft left behind. The Graph emulator runs in this test process, so it survives the kills.
 
 mod common;
 mod smtp_support;
@@ -13,18 +14,43 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use base64::Engine;
 use graphbridge::demo::{self, DemoOptions, RunningEmulator};
 use graphbridge::mailstore::{outbox, Store};
 use smtp_support::{eventually, Outlook, Smtp};
 
-const POINTS: &[&str] = &[
-    "after_enqueue",
-    "before_draft",
-    "after_draft",
-    "before_send",
-    "after_send",
-    "after_commit",
+/// Where the bridge is killed, and whether the message is large (over Graph's 4 MB request,
+/// so its file goes up through an upload session after the draft is made).
+const POINTS: &[(&str, bool)] = &[
+    ("after_enqueue", false),
+    ("before_draft", false),
+    ("before_tag", false),
+    ("after_draft", false),
+    ("after_draft", true),
+    ("before_send", false),
+    ("after_send", false),
+    ("after_commit", false),
 ];
+
+/// A message whose 3.5 MB attachment makes it too large for one Graph request.
+fn large_message(subject: &str) -> String {
+    let file: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(file);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "From: sales@contoso.test\r\nTo: sales@contoso.test\r\nSubject: {subject}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nonce\r\n--b\r\n\
+         Content-Type: application/octet-stream; name=\"big.bin\"\r\n\
+         Content-Disposition: attachment; filename=\"big.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n.\r\n",
+        lines.join("\r\n")
+    )
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -143,8 +169,8 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
     let outlook = Outlook::sign_in(graph.addr).await;
     let smtp_addr: SocketAddr = ([127, 0, 0, 1], ports.smtp).into();
 
-    for point in POINTS {
-        let subject = format!("crash at {point}");
+    for &(point, large) in POINTS {
+        let subject = format!("crash at {point}{}", if large { " (large)" } else { "" });
         let (mut child, lines) = spawn(&config, Some(point));
         wait_for_port(ports.smtp).await;
         let mut smtp = Smtp::login(smtp_addr).await;
@@ -155,9 +181,13 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
         ] {
             smtp.cmd(line).await;
         }
-        let message = format!(
-            "From: sales@contoso.test\r\nTo: sales@contoso.test\r\nSubject: {subject}\r\n\r\nonce\r\n.\r\n"
-        );
+        let message = if large {
+            large_message(&subject)
+        } else {
+            format!(
+                "From: sales@contoso.test\r\nTo: sales@contoso.test\r\nSubject: {subject}\r\n\r\nonce\r\n.\r\n"
+            )
+        };
         smtp.raw(message.as_bytes()).await;
         wait_for_line(&lines, &format!("PAUSED AT {point}")).await;
         child.kill().expect("kill -9");
@@ -186,6 +216,13 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let sent = outlook.with_subject("sentitems", &subject).await;
         assert_eq!(sent.len(), 1, "{point}: exactly one copy in Sent Items");
+        if large {
+            assert_eq!(
+                sent[0]["hasAttachments"].as_bool(),
+                Some(true),
+                "{point}: the file went out with the message"
+            );
+        }
         let delivered = outlook.with_subject("inbox", &subject).await;
         assert_eq!(delivered.len(), 1, "{point}: delivered exactly once");
         let drafts = outlook.with_subject("drafts", &subject).await;

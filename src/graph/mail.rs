@@ -375,6 +375,46 @@ impl GraphClient {
         }
     }
 
+    /// Drafts made since `since` with this Message-ID that carry no outbox tag: what a crash
+    /// between creating a draft and tagging it leaves behind.
+    pub async fn untagged_drafts(
+        &self,
+        message_id: &str,
+        since: &str,
+    ) -> Result<Vec<String>, GraphError> {
+        let mut url = self.url(&format!(
+            "/mailFolders/drafts/messages?$top=100&$select=id,isDraft,internetMessageId\
+             &$filter=receivedDateTime ge {since}\
+             &$expand=singleValueExtendedProperties($filter=id eq '{OUTBOX_TAG_PROPERTY}')"
+        ));
+        let mut found = Vec::new();
+        loop {
+            let page: Page<serde_json::Value> = self.get_json(&url).await?;
+            found.extend(page.value.iter().filter_map(|m| {
+                let untagged = m["singleValueExtendedProperties"]
+                    .as_array()
+                    .is_none_or(|p| p.is_empty());
+                // Graph writes the Message-ID with its angle brackets; callers may not.
+                let bare = |id: &str| {
+                    id.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                };
+                let same = m["internetMessageId"]
+                    .as_str()
+                    .is_some_and(|id| bare(id) == bare(message_id));
+                (untagged && same && m["isDraft"].as_bool().unwrap_or(false))
+                    .then(|| m["id"].as_str().map(str::to_string))
+                    .flatten()
+            }));
+            match page.next_link {
+                Some(next) => url = next,
+                None => return Ok(found),
+            }
+        }
+    }
+
     /// Creates a message from Graph JSON in a folder; returns its id.
     pub async fn create_in_folder(
         &self,

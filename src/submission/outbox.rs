@@ -318,6 +318,7 @@ async fn deliver(
             .find_tagged("drafts", &item.tag, &since)
             .await?
             .map(|d| d.id);
+        draft = finish_or_discard(graph, item, draft, &since).await?;
     }
     let draft = match draft {
         Some(id) => id,
@@ -333,6 +334,38 @@ async fn deliver(
     }
     crash_point("after_send");
     Ok(graph.find_tagged("sentitems", &item.tag, &since).await?)
+}
+
+/// After a crash while drafting: a tagged draft of a large message may lack files whose
+/// upload had not finished, so it is discarded and made again; a draft created but never
+/// tagged (the crash fell between the two) is found by its Message-ID and discarded, so that
+/// no stray copy stays in Drafts. Returns the draft to send, if any.
+async fn finish_or_discard(
+    graph: &GraphClient,
+    item: &OutboxItem,
+    draft: Option<String>,
+    since: &str,
+) -> Result<Option<String>, SendError> {
+    if item.phase != SendPhase::Drafting {
+        return Ok(draft);
+    }
+    let large = item.message.len() > super::GRAPH_MIME_LIMIT;
+    let mut discard = Vec::new();
+    let keep = match draft {
+        Some(id) if large => {
+            discard.push(id);
+            None
+        }
+        other => other,
+    };
+    if let Some(message_id) = &item.message_id {
+        discard.extend(graph.untagged_drafts(message_id, since).await?);
+    }
+    for id in discard {
+        tracing::info!(outbox = item.id, draft = %id, "discarding an unfinished draft");
+        graph.delete_message(&id, true).await?;
+    }
+    Ok(keep)
 }
 
 /// A tagged draft of the item; large messages get their files through upload sessions.
@@ -356,6 +389,7 @@ async fn make_draft(
         ));
     }
     let id = graph.create_mime_draft(&skeleton).await?;
+    crash_point("before_tag");
     graph.tag_message(&id, &item.tag).await?;
     set_phase(bridge, item.id, SendPhase::Drafting, Some(&id)).await?;
     crash_point("after_draft");
