@@ -8,55 +8,14 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::{start_demo, Imap};
+use common::{fill_folder, number_after, start_demo, Imap};
 use graphbridge::demo::{DEMO_PASSWORD, DEMO_USER};
-
-fn number_after(text: &str, marker: &str) -> u64 {
-    text.split(marker)
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{marker} in {text}"))
-}
 
 fn highest_modseq(reply: &common::Reply) -> u64 {
     let line = reply
         .find("[HIGHESTMODSEQ ")
         .unwrap_or_else(|| panic!("HIGHESTMODSEQ in {:#?}", reply.untagged));
     number_after(line, "[HIGHESTMODSEQ ")
-}
-
-/// Creates `folder` and appends `count` small messages to it; returns their UIDs.
-async fn fill(imap: &mut Imap, folder: &str, count: usize) -> Vec<u64> {
-    imap.cmd(&format!("CREATE {folder}")).await.assert_ok();
-    let mut uids = Vec::new();
-    for i in 0..count {
-        let message = format!(
-            "From: a@example.test\r\nTo: b@example.test\r\nSubject: condstore {i}\r\n\
-Message-ID: <cs-{folder}-{i}@example.test>\r\n\r\nBody {i}\r\n"
-        );
-        let tag = format!("F{i}");
-        imap.send_raw(
-            format!(
-                "{tag} APPEND {folder} {{{}+}}\r\n{message}\r\n",
-                message.len()
-            )
-            .as_bytes(),
-        )
-        .await;
-        let reply = imap.read_until_tag(&tag).await;
-        reply.assert_ok();
-        let uid = reply
-            .status
-            .split("[APPENDUID ")
-            .nth(1)
-            .and_then(|r| r.split(']').next())
-            .and_then(|r| r.split(' ').nth(1))
-            .and_then(|u| u.parse().ok())
-            .unwrap_or_else(|| panic!("APPENDUID in {}", reply.status));
-        uids.push(uid);
-    }
-    uids
 }
 
 /// The UID of every untagged FETCH in a reply.
@@ -81,7 +40,7 @@ async fn enable_and_condstore_fetch_store_search_status() {
     for cap in [" ENABLE", " CONDSTORE", " QRESYNC", " STATUS=SIZE"] {
         assert!(line.contains(cap), "{cap} in {line}");
     }
-    let uids = fill(&mut imap, "Cond", 3).await;
+    let uids = fill_folder(&mut imap, "Cond", "condstore", 3).await;
 
     // QRESYNC in SELECT needs ENABLE QRESYNC first.
     let early = imap.cmd("SELECT Cond (QRESYNC (1 1))").await;
@@ -219,7 +178,7 @@ async fn enable_and_condstore_fetch_store_search_status() {
 async fn condstore_is_enabled_by_first_use() {
     let demo = start_demo(None).await;
     let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
-    fill(&mut imap, "Plain", 1).await;
+    fill_folder(&mut imap, "Plain", "condstore", 1).await;
     imap.cmd("SELECT Plain").await.assert_ok();
     let store = imap.cmd("STORE 1 +FLAGS (\\Flagged)").await;
     let answer = store.find("* 1 FETCH").expect("FETCH");
@@ -249,7 +208,7 @@ async fn qresync_client_comes_back() {
     let demo = start_demo(None).await;
     let addr = demo.running.imap;
     let mut imap = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
-    let uids = fill(&mut imap, "Resync", 5).await;
+    let uids = fill_folder(&mut imap, "Resync", "condstore", 5).await;
 
     imap.cmd("ENABLE QRESYNC").await.assert_ok();
     let select = imap.cmd("SELECT Resync").await;

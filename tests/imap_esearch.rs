@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{start_demo, Imap};
+use common::{fill_folder, number_after, start_demo, Imap};
 use graphbridge::demo::{DEMO_PASSWORD, DEMO_USER};
 
 /// Sends `tag command` and reads up to its tagged status.
@@ -27,42 +27,6 @@ fn esearch(reply: &common::Reply) -> String {
         .collect();
     assert_eq!(lines.len(), 1, "{:#?} / {}", reply.untagged, reply.status);
     lines[0].clone()
-}
-
-fn number_after(text: &str, marker: &str) -> u64 {
-    text.split(marker)
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{marker} in {text}"))
-}
-
-/// Creates `folder` with `count` messages, subjects `esearch 0` …; returns their UIDs.
-async fn fill(imap: &mut Imap, folder: &str, count: usize) -> Vec<u64> {
-    imap.cmd(&format!("CREATE {folder}")).await.assert_ok();
-    let mut uids = Vec::new();
-    for i in 0..count {
-        let message = format!(
-            "From: a@example.test\r\nTo: b@example.test\r\nSubject: esearch {i}\r\n\
-Message-ID: <es-{folder}-{i}@example.test>\r\n\r\nBody {i}\r\n"
-        );
-        let tag = format!("F{i}");
-        imap.send_raw(
-            format!(
-                "{tag} APPEND {folder} {{{}+}}\r\n{message}\r\n",
-                message.len()
-            )
-            .as_bytes(),
-        )
-        .await;
-        let reply = imap.read_until_tag(&tag).await;
-        reply.assert_ok();
-        uids.push(number_after(
-            reply.status.split("[APPENDUID ").nth(1).unwrap_or(""),
-            " ",
-        ));
-    }
-    uids
 }
 
 /// Sorted numbers as a compact sequence set.
@@ -93,7 +57,7 @@ async fn search_return_answers_esearch() {
     assert!(line.contains(" ESEARCH"), "{line}");
     assert!(!line.contains("SEARCHRES"), "{line}");
 
-    let uids = fill(&mut imap, "Esearch", 5).await;
+    let uids = fill_folder(&mut imap, "Esearch", "esearch", 5).await;
     imap.cmd("SELECT Esearch").await.assert_ok();
     imap.cmd("STORE 2,4 +FLAGS (\\Flagged)").await.assert_ok();
 
@@ -188,7 +152,7 @@ async fn search_return_answers_esearch() {
 async fn esearch_pipelined_with_an_append_that_holds_search_return() {
     let demo = start_demo(None).await;
     let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
-    let uids = fill(&mut imap, "Piped", 3).await;
+    let uids = fill_folder(&mut imap, "Piped", "esearch", 3).await;
     imap.cmd("SELECT Piped").await.assert_ok();
 
     let message = "From: a@example.test\r\nTo: b@example.test\r\nSubject: tricky\r\n\
@@ -252,7 +216,7 @@ p5 SEARCH ALL\r\n",
 async fn esearch_with_modseq_under_condstore() {
     let demo = start_demo(None).await;
     let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
-    fill(&mut imap, "Modseq", 4).await;
+    fill_folder(&mut imap, "Modseq", "esearch", 4).await;
     imap.cmd("ENABLE CONDSTORE").await.assert_ok();
     imap.cmd("SELECT Modseq").await.assert_ok();
     imap.cmd("STORE 3 +FLAGS (\\Seen)").await.assert_ok();

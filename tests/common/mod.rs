@@ -309,3 +309,39 @@ pub async fn deliver(graph: SocketAddr, upn: &str, folder: &str, raw: &[u8]) -> 
         .expect("deliver JSON");
     reply["id"].as_str().expect("delivered id").to_string()
 }
+
+/// The number right after `marker` in `text`.
+pub fn number_after(text: &str, marker: &str) -> u64 {
+    text.split(marker)
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{marker} in {text}"))
+}
+
+/// Creates `folder` and APPENDs `count` small messages to it, subjects `<label> 0` …;
+/// returns their UIDs (from APPENDUID).
+pub async fn fill_folder(imap: &mut Imap, folder: &str, label: &str, count: usize) -> Vec<u64> {
+    imap.cmd(&format!("CREATE {folder}")).await.assert_ok();
+    let mut uids = Vec::new();
+    for i in 0..count {
+        let message = format!(
+            "From: a@example.test\r\nTo: b@example.test\r\nSubject: {label} {i}\r\n\
+Message-ID: <{label}-{folder}-{i}@example.test>\r\n\r\nBody {i}\r\n"
+        );
+        let tag = format!("F{i}");
+        imap.send_raw(
+            format!(
+                "{tag} APPEND {folder} {{{}+}}\r\n{message}\r\n",
+                message.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+        let reply = imap.read_until_tag(&tag).await;
+        reply.assert_ok();
+        let appended = reply.status.split("[APPENDUID ").nth(1).unwrap_or("");
+        uids.push(number_after(appended, " "));
+    }
+    uids
+}

@@ -4,23 +4,44 @@
 use std::net::SocketAddr;
 
 pub async fn emulator_token(http: &reqwest::Client, graph: SocketAddr, scope: &str) -> String {
+    let code = device_code(http, graph, "tests", scope).await;
+    let token = redeem(http, graph, "tests", &code).await;
+    token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// Starts the device-code flow; the emulator's answer.
+async fn device_code(
+    http: &reqwest::Client,
+    graph: SocketAddr,
+    client_id: &str,
+    scope: &str,
+) -> serde_json::Value {
     graphbridge::tls::install_crypto_provider();
-    let base = format!("http://{graph}");
-    let code: serde_json::Value = http
-        .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-        .form(&[("client_id", "tests"), ("scope", scope)])
+    http.post(format!("http://{graph}/common/oauth2/v2.0/devicecode"))
+        .form(&[("client_id", client_id), ("scope", scope)])
         .send()
         .await
         .expect("devicecode")
         .json()
         .await
-        .expect("devicecode JSON");
+        .expect("devicecode JSON")
+}
+
+/// Redeems an approved device code; the emulator's token answer.
+async fn redeem(
+    http: &reqwest::Client,
+    graph: SocketAddr,
+    client_id: &str,
+    code: &serde_json::Value,
+) -> serde_json::Value {
     let device_code = code["device_code"].as_str().expect("device_code");
-    let token: serde_json::Value = http
-        .post(format!("{base}/common/oauth2/v2.0/token"))
+    http.post(format!("http://{graph}/common/oauth2/v2.0/token"))
         .form(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("client_id", "tests"),
+            ("client_id", client_id),
             ("device_code", device_code),
         ])
         .send()
@@ -28,11 +49,7 @@ pub async fn emulator_token(http: &reqwest::Client, graph: SocketAddr, scope: &s
         .expect("token")
         .json()
         .await
-        .expect("token JSON");
-    token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string()
+        .expect("token JSON")
 }
 
 /// The emulator's token answer (access and refresh token) for `account`, whichever account
@@ -45,20 +62,10 @@ pub async fn emulator_tokens_as(
     scope: &str,
     account: &str,
 ) -> serde_json::Value {
-    graphbridge::tls::install_crypto_provider();
-    let base = format!("http://{graph}");
-    let code: serde_json::Value = http
-        .post(format!("{base}/common/oauth2/v2.0/devicecode"))
-        .form(&[("client_id", client_id), ("scope", scope)])
-        .send()
-        .await
-        .expect("devicecode")
-        .json()
-        .await
-        .expect("devicecode JSON");
+    let code = device_code(http, graph, client_id, scope).await;
     let user_code = code["user_code"].as_str().expect("user_code");
     let approved = http
-        .post(format!("{base}/devicelogin"))
+        .post(format!("http://{graph}/devicelogin"))
         .form(&[
             ("code", user_code),
             ("account", account),
@@ -68,17 +75,5 @@ pub async fn emulator_tokens_as(
         .await
         .expect("devicelogin");
     assert!(approved.status().is_success(), "approve as {account}");
-    let device_code = code["device_code"].as_str().expect("device_code");
-    http.post(format!("{base}/common/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("client_id", client_id),
-            ("device_code", device_code),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token JSON")
+    redeem(http, graph, client_id, &code).await
 }
