@@ -41,20 +41,8 @@ async fn start(messages: usize, error_rate: f64) -> (Demo, tempfile::TempDir, Ar
     demo_options.emulator.fixtures = Some(fixtures.path().to_path_buf());
     demo_options.emulator.error_rate = error_rate;
     let demo = demo::start(demo_options).await.expect("demo starts");
-    let sync = engine(&demo).await;
+    let sync = common::demo_engine(&demo).await;
     (demo, fixtures, sync)
-}
-
-async fn engine(demo: &Demo) -> Arc<MailboxSync> {
-    let record = demo
-        .running
-        .bridge
-        .store
-        .call(|c| accounts::mailbox_by_address(c, DEMO_MAILBOX))
-        .await
-        .expect("store")
-        .expect("mailbox");
-    demo.running.bridge.sync_for(&record).expect("attached")
 }
 
 /// Microsoft 365 as Outlook sees it: its own sign-in and plain HTTP.

@@ -4,24 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{deliver, start_demo, GraphPeek};
 use graphbridge::demo::DEMO_MAILBOX;
-use graphbridge::mailstore::{accounts, folders, messages, FolderRecord, SpecialUse};
+use graphbridge::mailstore::{folders, messages, FolderRecord, SpecialUse};
 use graphbridge::sync::MailboxSync;
-
-async fn engine(demo: &graphbridge::demo::Demo) -> Arc<MailboxSync> {
-    let record = demo
-        .running
-        .bridge
-        .store
-        .call(|c| accounts::mailbox_by_address(c, DEMO_MAILBOX))
-        .await
-        .expect("store")
-        .expect("mailbox");
-    demo.running.bridge.sync_for(&record).expect("attached")
-}
 
 async fn junk(sync: &MailboxSync) -> FolderRecord {
     let account = sync.account_id;
@@ -45,7 +31,7 @@ async fn stored_ids(sync: &MailboxSync, folder_id: i64) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_folder_waits_for_mail_and_mail_in_it_is_noticed() {
     let demo = start_demo(None).await;
-    let sync = engine(&demo).await;
+    let sync = common::demo_engine(&demo).await;
     let outlook = GraphPeek::sign_in(demo.graph.addr).await;
     assert!(
         outlook
@@ -91,7 +77,7 @@ async fn an_empty_folder_waits_for_mail_and_mail_in_it_is_noticed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tree_and_the_special_folders_match_graph() {
     let demo = start_demo(None).await;
-    let sync = engine(&demo).await;
+    let sync = common::demo_engine(&demo).await;
     let outlook = GraphPeek::sign_in(demo.graph.addr).await;
     sync.sync_once().await.expect("sync");
     let account = sync.account_id;

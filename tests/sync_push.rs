@@ -4,13 +4,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, Imap};
 use graphbridge::demo::{self, Demo, DemoOptions, DEMO_MAILBOX, DEMO_PASSWORD, DEMO_USER};
 use graphbridge::mailstore::{accounts, SigninState};
-use graphbridge::sync::MailboxSync;
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -25,18 +23,6 @@ async fn start(poll_interval_secs: u64) -> Demo {
     };
     options.emulator.port = 0;
     demo::start(options).await.expect("demo starts")
-}
-
-async fn engine(demo: &Demo) -> Arc<MailboxSync> {
-    let record = demo
-        .running
-        .bridge
-        .store
-        .call(|c| accounts::mailbox_by_address(c, DEMO_MAILBOX))
-        .await
-        .expect("store")
-        .expect("mailbox");
-    demo.running.bridge.sync_for(&record).expect("attached")
 }
 
 async fn deliver(graph: SocketAddr, subject: &str) -> Value {
@@ -193,7 +179,7 @@ async fn change_notifications_trigger_a_delta() {
     // Polling so rare that only a notification can bring the new mail within the deadline.
     let demo = start(3600).await;
     let graph = demo.graph.addr;
-    let sync = engine(&demo).await;
+    let sync = common::demo_engine(&demo).await;
     sync.enable_push(&format!("http://{}", demo.running.http));
     let stats = || async {
         let v: Value = reqwest::get(format!("http://{graph}/_emulator/stats"))

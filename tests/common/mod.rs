@@ -345,3 +345,16 @@ Message-ID: <{label}-{folder}-{i}@example.test>\r\n\r\nBody {i}\r\n"
     }
     uids
 }
+
+/// The sync engine of the demo mailbox.
+pub async fn demo_engine(demo: &Demo) -> std::sync::Arc<graphbridge::sync::MailboxSync> {
+    let record = demo
+        .running
+        .bridge
+        .store
+        .call(|c| graphbridge::mailstore::accounts::mailbox_by_address(c, demo::DEMO_MAILBOX))
+        .await
+        .expect("store")
+        .expect("mailbox");
+    demo.running.bridge.sync_for(&record).expect("attached")
+}
