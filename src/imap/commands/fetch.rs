@@ -2,7 +2,6 @@
 //! bytes, so RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY[...] always agree (ARCHITECTURE
 //! invariant 2). A body not stored yet is fetched from Graph first.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -17,12 +16,15 @@ use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 
 use super::condstore::{enable_condstore, vanished_earlier};
+use super::fetch_bodies::{
+    body_chunks, cached, is_structure_item, load_body, needs_body, stored_bodies,
+};
 use super::Outcome;
 use crate::imap::fetch::structure_cache::{Structure, StructureCache};
 use crate::imap::fetch::{partial, MessageView};
 use crate::imap::selected::{flag_list, modseq_item, set_ranges, Selected};
 use crate::imap::session::Session;
-use crate::mailstore::messages::{self as stored, CompressedBody};
+use crate::mailstore::messages::CompressedBody;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::SyncError;
 
@@ -118,102 +120,11 @@ pub async fn fetch(
     Outcome::ok("FETCH completed")
 }
 
-enum FetchFailure {
+pub(super) enum FetchFailure {
     Gone,
     /// BINARY of a part whose Content-Transfer-Encoding is unknown (RFC 3516).
     UnknownCte,
     Other(String),
-}
-
-/// Most bodies read from the store in one go, and most bytes: a FETCH of a whole folder reads
-/// its bodies a run at a time instead of one store round trip per message.
-const BODIES_PER_READ: usize = 256;
-const BYTES_PER_READ: u64 = 8 << 20;
-
-/// `targets` cut into runs whose stored bodies are read together.
-fn body_chunks<'t>(
-    selected: &Selected,
-    cache: &StructureCache,
-    targets: &'t [(NonZeroU32, usize)],
-    names: &[MessageDataItemName<'static>],
-) -> Vec<&'t [(NonZeroU32, usize)]> {
-    if !targets.iter().any(|&(_, index)| {
-        let message = &selected.messages[index];
-        needs_body(
-            names,
-            message,
-            cached(selected, cache, names, message).is_some(),
-        )
-    }) {
-        return vec![targets];
-    }
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (at, &(_, index)) in targets.iter().enumerate() {
-        bytes += selected.messages[index].size.unwrap_or(0);
-        if at + 1 - start >= BODIES_PER_READ || bytes >= BYTES_PER_READ {
-            chunks.push(&targets[start..=at]);
-            (start, bytes) = (at + 1, 0);
-        }
-    }
-    if start < targets.len() {
-        chunks.push(&targets[start..]);
-    }
-    chunks
-}
-
-/// The stored bodies of the messages in `chunk` that need one, read in one store call. A body
-/// not stored yet is missing here and fetched from Graph on its own.
-async fn stored_bodies(
-    selected: &Selected,
-    cache: &StructureCache,
-    chunk: &[(NonZeroU32, usize)],
-    names: &[MessageDataItemName<'static>],
-) -> HashMap<String, CompressedBody> {
-    let graph_ids: Vec<String> = chunk
-        .iter()
-        .map(|&(_, index)| &selected.messages[index])
-        .filter(|m| {
-            m.size.is_some() && needs_body(names, m, cached(selected, cache, names, m).is_some())
-        })
-        .map(|m| m.graph_id.clone())
-        .collect();
-    if graph_ids.is_empty() {
-        return HashMap::new();
-    }
-    let mailbox = selected.folder.mailbox_id;
-    selected
-        .sync
-        .store()
-        .call(move |c| stored::get_compressed_bodies(c, mailbox, &graph_ids))
-        .await
-        .unwrap_or_else(|e| {
-            // Each message then reads its body on its own, and reports what fails.
-            tracing::warn!(error = %e, "reading a run of stored bodies failed");
-            HashMap::new()
-        })
-}
-
-/// The cached structure of `message`, when the FETCH asks for a structure item.
-fn cached(
-    selected: &Selected,
-    cache: &StructureCache,
-    names: &[MessageDataItemName<'static>],
-    message: &MessageRecord,
-) -> Option<Arc<Structure>> {
-    if !names.iter().any(is_structure_item) {
-        return None;
-    }
-    cache.get(selected.folder.mailbox_id, &message.graph_id)
-}
-
-fn is_structure_item(name: &MessageDataItemName<'_>) -> bool {
-    matches!(
-        name,
-        MessageDataItemName::Envelope
-            | MessageDataItemName::Body
-            | MessageDataItemName::BodyStructure
-    )
 }
 
 async fn fetch_one(
@@ -277,24 +188,6 @@ async fn fetch_one(
     })
 }
 
-/// Whether the items need the message's bytes: not for the structure items when their
-/// computed values are cached (`structure_cached`), nor for the size once it is known.
-fn needs_body(
-    names: &[MessageDataItemName<'_>],
-    message: &MessageRecord,
-    structure_cached: bool,
-) -> bool {
-    names.iter().any(|n| match n {
-        MessageDataItemName::Flags
-        | MessageDataItemName::Uid
-        | MessageDataItemName::ModSeq
-        | MessageDataItemName::InternalDate => false,
-        MessageDataItemName::Rfc822Size => message.size.is_none(),
-        name if is_structure_item(name) => !structure_cached,
-        _ => true,
-    })
-}
-
 fn sets_seen_flag(name: &MessageDataItemName<'_>) -> bool {
     matches!(
         name,
@@ -303,16 +196,6 @@ fn sets_seen_flag(name: &MessageDataItemName<'_>) -> bool {
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Text
     )
-}
-
-async fn load_body(selected: &Selected, message: &MessageRecord) -> Result<Vec<u8>, FetchFailure> {
-    match selected.sync.body(&message.graph_id).await {
-        Ok(raw) => Ok(raw),
-        Err(SyncError::Gone) => Err(FetchFailure::Gone),
-        Err(e) => Err(FetchFailure::Other(format!(
-            "Cannot read the message from Microsoft 365: {e}"
-        ))),
-    }
 }
 
 /// Sets \Seen through Graph (implicitly, as BODY[] asks) and returns the updated record.

@@ -9,6 +9,7 @@ pub mod cross_copy;
 pub mod enable;
 pub mod expunge;
 pub mod fetch;
+mod fetch_bodies;
 pub mod list;
 pub mod mailbox;
 pub mod search;
