@@ -87,7 +87,24 @@ fn write_config(path: &Path, data_dir: &Path, graph: SocketAddr, ports: &Ports) 
 }
 
 /// Starts `graphbridge serve`; with `pause_at`, returns once it stopped at that point.
-fn spawn(config: &Path, pause_at: Option<&str>) -> (Child, mpsc::Receiver<String>) {
+/// A running `graphbridge serve`, killed when dropped: a failed assertion must not leave it
+/// running after the test.
+struct Bridge(Child);
+
+impl Bridge {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(config: &Path, pause_at: Option<&str>) -> (Bridge, mpsc::Receiver<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_graphbridge"));
     command
         .args(["serve", "--config"])
@@ -108,7 +125,7 @@ fn spawn(config: &Path, pause_at: Option<&str>) -> (Child, mpsc::Receiver<String
             }
         }
     });
-    (child, rx)
+    (Bridge(child), rx)
 }
 
 async fn wait_for_port(port: u16) {
@@ -190,8 +207,7 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
         };
         smtp.raw(message.as_bytes()).await;
         wait_for_line(&lines, &format!("PAUSED AT {point}")).await;
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        child.kill();
         drop(smtp);
 
         let (mut child, _lines) = spawn(&config, None);
@@ -227,8 +243,7 @@ async fn every_message_is_sent_exactly_once_across_kill_9() {
         assert_eq!(delivered.len(), 1, "{point}: delivered exactly once");
         let drafts = outlook.with_subject("drafts", &subject).await;
         assert!(drafts.is_empty(), "{point}: no draft left behind");
-        child.kill().expect("stop");
-        let _ = child.wait();
+        child.kill();
     }
     graph.stop().await;
 }
