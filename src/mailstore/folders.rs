@@ -245,3 +245,23 @@ pub fn remove_folder(conn: &Connection, folder_id: i64) -> StoreResult<()> {
     conn.execute("DELETE FROM folders WHERE id = ?1", [folder_id])?;
     Ok(())
 }
+
+/// A mailbox (id 1) with an INBOX, for the store's own tests.
+#[cfg(test)]
+pub(crate) fn test_inbox(conn: &Connection) -> StoreResult<FolderRecord> {
+    conn.execute(
+        "INSERT INTO mailboxes (id, address, created_at) VALUES (1, 'a@b.test', 0)",
+        [],
+    )?;
+    upsert_folder(
+        conn,
+        1,
+        &FolderUpsert {
+            graph_id: "f".into(),
+            parent_graph_id: None,
+            display_name: "Inbox".into(),
+            path: "INBOX".into(),
+            special_use: None,
+        },
+    )
+}

@@ -498,7 +498,7 @@ pub fn uid_by_graph_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailstore::folders::{self, FolderUpsert};
+    use crate::mailstore::folders;
 
     fn upsert(id: &str) -> MessageUpsert {
         MessageUpsert {
@@ -516,21 +516,7 @@ mod tests {
         let store = crate::mailstore::Store::open(&dir.path().join("s.db")).expect("open");
         store
             .call_blocking(|c| -> StoreResult<()> {
-                c.execute(
-                    "INSERT INTO mailboxes (id, address, created_at) VALUES (1, 'a@b.test', 0)",
-                    [],
-                )?;
-                let folder = folders::upsert_folder(
-                    c,
-                    1,
-                    &FolderUpsert {
-                        graph_id: "f".into(),
-                        parent_graph_id: None,
-                        display_name: "Inbox".into(),
-                        path: "INBOX".into(),
-                        special_use: None,
-                    },
-                )?;
+                let folder = folders::test_inbox(c)?;
                 let all: Vec<_> = ["m1", "m2", "m3"].into_iter().map(upsert).collect();
                 apply_changes(c, folder.id, &all, &[])?;
                 let before = folders::folder_by_id(c, folder.id)?.highest_modseq;

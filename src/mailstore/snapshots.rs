@@ -74,7 +74,6 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailstore::folders::FolderUpsert;
     use crate::mailstore::{messages::apply_changes, Flags, MessageUpsert, Store, StoreResult};
 
     fn message(id: &str) -> MessageUpsert {
@@ -93,21 +92,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.db")).expect("open");
         let folder = store
             .call(|c| -> StoreResult<FolderRecord> {
-                c.execute(
-                    "INSERT INTO mailboxes (id, address, created_at) VALUES (1, 'a@b.test', 0)",
-                    [],
-                )?;
-                let folder = folders::upsert_folder(
-                    c,
-                    1,
-                    &FolderUpsert {
-                        graph_id: "f".into(),
-                        parent_graph_id: None,
-                        display_name: "Inbox".into(),
-                        path: "INBOX".into(),
-                        special_use: None,
-                    },
-                )?;
+                let folder = folders::test_inbox(c)?;
                 apply_changes(c, folder.id, &[message("m1"), message("m2")], &[])?;
                 Ok(folder)
             })

@@ -327,7 +327,7 @@ async fn deliver(
     set_phase(bridge, item.id, SendPhase::Sending, Some(&draft)).await?;
     crash_point("before_send");
     if let Err(e) = graph.send_draft(&draft).await {
-        if is_permanent(&SendError::Graph(clone_status(&e))) {
+        if is_permanent(&SendError::Graph(e.duplicate())) {
             let _ = graph.delete_message(&draft, false).await;
         }
         return Err(e.into());
@@ -540,21 +540,6 @@ fn is_permanent(error: &SendError) -> bool {
 fn is_send_as_denied(error: &SendError) -> bool {
     matches!(error, SendError::Graph(GraphError::Status { code, .. })
         if code.eq_ignore_ascii_case("ErrorSendAsDenied"))
-}
-
-fn clone_status(error: &GraphError) -> GraphError {
-    match error {
-        GraphError::Status {
-            status,
-            code,
-            message,
-        } => GraphError::Status {
-            status: *status,
-            code: code.clone(),
-            message: message.clone(),
-        },
-        other => GraphError::Decode(other.to_string()),
-    }
 }
 
 /// Crash-test hook: with `GRAPHBRIDGE_PAUSE_AT=<point>` the process announces the point on
