@@ -5,7 +5,7 @@
 mod common;
 
 use common::{start_demo, GraphPeek, Imap};
-use graphbridge::demo::{DEMO_PASSWORD, DEMO_USER};
+use graphbridge::demo::{DEMO_MAILBOX, DEMO_PASSWORD, DEMO_USER};
 
 fn number_after(text: &str, marker: &str) -> u32 {
     text.split(marker)
@@ -218,4 +218,66 @@ Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <append-test@example.test>\r
         namespace.untagged
     );
     demo.stop().await;
+}
+
+/// Outlook's categories and IMAP keywords map both ways without loss: spaces, `_`, `&` and
+/// non-ASCII survive the trip in either direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_and_keywords_map_both_ways() {
+    let demo = start_demo(None).await;
+    let mut imap = Imap::login(demo.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    let outlook = GraphPeek::sign_in(demo.graph.addr).await;
+    let raw = b"From: a@example.test\r\nTo: sales@contoso.test\r\nSubject: Categories\r\n\r\nx\r\n";
+    let id = common::deliver(demo.graph.addr, DEMO_MAILBOX, "inbox", raw).await;
+    outlook
+        .patch_message(
+            &id,
+            serde_json::json!({"categories": ["Red category", "Größe (intern)", "R&D"]}),
+        )
+        .await;
+    imap.cmd("SELECT INBOX").await.assert_ok();
+    let expected = ["Red_category", "Gr&APYA3w-e_&ACg-intern&ACk-", "R&D"];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let flags = loop {
+        let reply = imap
+            .cmd("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await;
+        let line = reply
+            .untagged
+            .iter()
+            .find(|l| l.contains("Subject: Categories"))
+            .cloned()
+            .unwrap_or_default();
+        if expected.iter().all(|k| line.contains(k)) || tokio::time::Instant::now() > deadline {
+            break line;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let shown = expected.iter().all(|k| flags.contains(k));
+    assert!(shown, "Outlook's categories as keywords: {flags}");
+    let seq = flags
+        .trim_start_matches("* ")
+        .split(' ')
+        .next()
+        .expect("sequence number")
+        .to_string();
+
+    imap.cmd(&format!("STORE {seq} +FLAGS (Kund&AOk- New_tag)"))
+        .await
+        .assert_ok();
+    imap.cmd(&format!("STORE {seq} -FLAGS (Red_category)"))
+        .await
+        .assert_ok();
+    let categories = outlook
+        .folder_messages("inbox", "subject,categories")
+        .await
+        .into_iter()
+        .find(|m| m["subject"] == "Categories")
+        .map(|m| m["categories"].clone())
+        .expect("the message in Graph");
+    assert_eq!(
+        categories,
+        serde_json::json!(["Größe (intern)", "R&D", "Kundé", "New tag"]),
+        "keywords reach Outlook as readable categories"
+    );
 }

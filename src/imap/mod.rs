@@ -6,6 +6,7 @@
 mod commands;
 pub mod esearch;
 pub mod fetch;
+pub mod keywords;
 pub mod names;
 pub mod search;
 mod selected;

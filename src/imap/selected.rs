@@ -328,23 +328,9 @@ pub(super) fn flag_list(message: &MessageRecord) -> Vec<FlagFetch<'static>> {
         .split(crate::sync::CATEGORY_SEPARATOR)
         .filter(|k| !k.is_empty())
     {
-        if let Ok(atom) = Atom::try_from(keyword_of_category(category)) {
+        if let Ok(atom) = Atom::try_from(super::keywords::keyword_of_category(category)) {
             flags.push(FlagFetch::Flag(Flag::Keyword(atom)));
         }
     }
     flags
-}
-
-/// A Graph category as an IMAP keyword: an atom, so spaces and atom-specials become `_`.
-pub(super) fn keyword_of_category(category: &str) -> String {
-    category
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && !"(){%*\"\\]".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -15,7 +15,8 @@ use imap_next::imap_types::sequence::SequenceSet;
 
 use super::condstore::enable_condstore;
 use super::{sync_failure, Outcome};
-use crate::imap::selected::{keyword_of_category, modseq_item, sequence_set, Selected};
+use crate::imap::keywords::{category_of_keyword, keyword_of_category};
+use crate::imap::selected::{modseq_item, sequence_set, Selected};
 use crate::imap::session::Session;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::{FlagChange, SyncError, CATEGORY_SEPARATOR};
@@ -58,8 +59,8 @@ fn category_for(keyword: &str, existing: &str) -> String {
     existing
         .split(CATEGORY_SEPARATOR)
         .find(|c| keyword_of_category(c).eq_ignore_ascii_case(keyword))
-        .unwrap_or(keyword)
-        .to_string()
+        .map(str::to_string)
+        .unwrap_or_else(|| category_of_keyword(keyword))
 }
 
 pub async fn store(
@@ -324,6 +325,13 @@ mod tests {
         .expect("add");
         assert!(flags.has(Flags::FORWARDED) && flags.has(Flags::SEEN));
         assert_eq!(cats, "Red category\nKunde\nUrgent");
+    }
+
+    #[test]
+    fn new_keywords_become_readable_categories() {
+        let (_, cats) =
+            flags_and_keywords(&[keyword("Kund&AOk-"), keyword("New_tag")], "").expect("keywords");
+        assert_eq!(cats, "Kundé\nNew tag");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use imap_next::imap_types::core::AString;
 use imap_next::imap_types::search::SearchKey;
 
 use super::text::{normalize, Content};
-use crate::imap::selected::keyword_of_category;
+use crate::imap::keywords::keyword_of_category;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::CATEGORY_SEPARATOR;
 
