@@ -96,7 +96,7 @@ pub fn imap_command(data: &[u8]) {
                 for data in untagged {
                     match (returns, data) {
                         (Some(options), Data::Search(found, _)) => {
-                            server.enqueue_esearch(esearch_line(tag.as_ref(), options, &found));
+                            server.enqueue_raw(esearch_line(tag.as_ref(), options, &found));
                         }
                         (_, data) => {
                             server.enqueue_data(data);

@@ -54,12 +54,14 @@ pub(super) struct Session {
     pub qresync: bool,
 }
 
-/// An untagged response: data, a status such as `* OK [UIDVALIDITY 3]`, or an encoded
-/// `* ESEARCH` line (imap-types has no ESEARCH response).
+/// An untagged response: data, a status such as `* OK [UIDVALIDITY 3]`, or responses encoded
+/// already: an `* ESEARCH` line (imap-types has no ESEARCH response) or a block of FETCH
+/// responses (see `imap::fetch::response`).
 pub(super) enum Untagged {
     Data(Data<'static>),
     Status(Status<'static>),
-    Esearch(Vec<u8>),
+    /// Responses encoded already (ESEARCH, FETCH), CRLFs included.
+    Raw(Vec<u8>),
 }
 
 impl From<Data<'static>> for Untagged {
@@ -451,7 +453,7 @@ impl Session {
             match untagged {
                 Untagged::Data(data) => server.enqueue_data(data),
                 Untagged::Status(status) => server.enqueue_status(status),
-                Untagged::Esearch(line) => server.enqueue_esearch(line),
+                Untagged::Raw(bytes) => server.enqueue_raw(bytes),
             };
         }
         if self.logout {

@@ -6,13 +6,12 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use imap_next::imap_types::command::FetchModifier;
-use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8, Vec1};
+use imap_next::imap_types::core::{IString, Literal, LiteralMode, NString, NString8};
 use imap_next::imap_types::datetime::DateTime;
 use imap_next::imap_types::extensions::binary::Literal8;
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 
 use super::condstore::{enable_condstore, vanished_earlier};
@@ -20,13 +19,18 @@ use super::fetch_bodies::{
     body_chunks, cached, is_structure_item, load_body, needs_body, stored_bodies,
 };
 use super::Outcome;
+use crate::imap::fetch::response::FetchResponse;
 use crate::imap::fetch::structure_cache::{Structure, StructureCache};
 use crate::imap::fetch::{partial, MessageView};
 use crate::imap::selected::{flag_list, modseq_item, set_ranges, Selected};
-use crate::imap::session::Session;
+use crate::imap::session::{Session, Untagged};
 use crate::mailstore::messages::CompressedBody;
 use crate::mailstore::{Flags, MessageRecord};
 use crate::sync::SyncError;
+
+/// A FETCH's responses go to the client in blocks of about this size: one write each, while
+/// a FETCH of a large folder never holds more than a block beyond what it has queued.
+const BLOCK_BYTES: usize = 256 * 1024;
 
 pub async fn fetch(
     session: &mut Session,
@@ -91,22 +95,41 @@ pub async fn fetch(
     let bridge = session.bridge.clone();
     let cache = &bridge.structures;
     let mut failures = 0;
+    let mut block = Vec::new();
     for chunk in body_chunks(selected, cache, &targets, &names) {
         let mut stored = stored_bodies(selected, cache, chunk, &names).await;
         for &(seq, index) in chunk {
             let preloaded = stored.remove(&selected.messages[index].graph_id);
-            match fetch_one(selected, cache, seq, index, &names, preloaded).await {
-                Ok(data) => session.pending.push(data.into()),
+            let start = block.len();
+            let written =
+                fetch_one(selected, cache, seq, index, &names, preloaded, &mut block).await;
+            if written.is_err() {
+                block.truncate(start);
+            }
+            match written {
+                Ok(()) => {}
                 Err(FetchFailure::Gone) => failures += 1,
                 Err(FetchFailure::UnknownCte) => {
+                    session.pending.push(Untagged::Raw(block));
                     return Outcome::no(
                         "A part has a content transfer encoding this server cannot decode",
                     )
-                    .with_atom_code("UNKNOWN-CTE")
+                    .with_atom_code("UNKNOWN-CTE");
                 }
-                Err(FetchFailure::Other(text)) => return Outcome::no(text),
+                Err(FetchFailure::Other(text)) => {
+                    session.pending.push(Untagged::Raw(block));
+                    return Outcome::no(text);
+                }
+            }
+            if block.len() >= BLOCK_BYTES {
+                session
+                    .pending
+                    .push(Untagged::Raw(std::mem::take(&mut block)));
             }
         }
+    }
+    if !block.is_empty() {
+        session.pending.push(Untagged::Raw(block));
     }
     match selected.refresh(false).await {
         Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
@@ -127,6 +150,8 @@ pub(super) enum FetchFailure {
     Other(String),
 }
 
+/// Writes the FETCH response for one message to the end of `out`; on failure part of it may
+/// be there, which the caller takes back out.
 async fn fetch_one(
     selected: &mut Selected,
     cache: &StructureCache,
@@ -134,22 +159,22 @@ async fn fetch_one(
     index: usize,
     names: &[MessageDataItemName<'static>],
     preloaded: Option<CompressedBody>,
-) -> Result<Data<'static>, FetchFailure> {
-    let message = selected.messages[index].clone();
-    let mut structure = cached(selected, cache, names, &message);
+    out: &mut Vec<u8>,
+) -> Result<(), FetchFailure> {
+    let mut structure = cached(selected, cache, names, &selected.messages[index]);
     let raw = match preloaded {
-        _ if !needs_body(names, &message, structure.is_some()) => None,
+        _ if !needs_body(names, &selected.messages[index], structure.is_some()) => None,
         Some(body) => Some(
             body.decompress()
                 .map_err(|e| FetchFailure::Other(format!("Cannot read the stored message: {e}")))?,
         ),
-        None => Some(load_body(selected, &message).await?),
+        None => Some(load_body(selected, &selected.messages[index]).await?),
     };
     let sets_seen = !selected.read_only && names.iter().any(sets_seen_flag);
-    let mut message = message;
-    if sets_seen && !message.flags.has(Flags::SEEN) {
-        message = mark_seen(selected, index).await?;
+    if sets_seen && !selected.messages[index].flags.has(Flags::SEEN) {
+        mark_seen(selected, index).await?;
     }
+    let message = &selected.messages[index];
     // Items that need no body never look at the view, so an empty one serves them.
     let raw = raw.unwrap_or_default();
     let view = MessageView::parse(&raw);
@@ -162,30 +187,40 @@ async fn fetch_one(
         );
         structure = Some(computed);
     }
-    let mut items = Vec::with_capacity(names.len() + 1);
+    let mut response = FetchResponse::start(out, seq);
     for name in names {
-        items.push(match (name, &structure) {
-            (MessageDataItemName::Envelope, Some(s)) => {
-                MessageDataItem::Envelope(s.envelope.clone())
+        match (name, &structure) {
+            (MessageDataItemName::Envelope, Some(s)) => response.encoded(&s.envelope),
+            (MessageDataItemName::Body, Some(s)) => response.encoded(&s.body),
+            (MessageDataItemName::BodyStructure, Some(s)) => response.encoded(&s.body_structure),
+            (MessageDataItemName::Uid, _) => response.uid(message.uid.max(1)),
+            (MessageDataItemName::Flags, _) => response.flags(&flag_list(message)),
+            (MessageDataItemName::ModSeq, _) => response.modseq(message.modseq.max(1)),
+            (MessageDataItemName::InternalDate, _) => response.internal_date(message.internal_date),
+            (MessageDataItemName::Rfc822Size, _) => {
+                response.rfc822_size(rfc822_size(message, &raw))
             }
-            (MessageDataItemName::Body, Some(s)) => MessageDataItem::Body(s.body.clone()),
-            (MessageDataItemName::BodyStructure, Some(s)) => {
-                MessageDataItem::BodyStructure(s.body_structure.clone())
-            }
-            _ => item(name, &message, &raw, &view)?,
-        });
-    }
-    if sets_seen && !names.contains(&MessageDataItemName::Flags) {
-        items.push(MessageDataItem::Flags(flag_list(&message)));
-        // A flag change carries its MODSEQ once CONDSTORE is on (RFC 7162 3.1.4.1).
-        if selected.condstore && !names.contains(&MessageDataItemName::ModSeq) {
-            items.push(modseq_item(&message));
+            (MessageDataItemName::Rfc822, _) => response.literal("RFC822", &raw),
+            (
+                MessageDataItemName::BodyExt {
+                    section: None,
+                    partial: None,
+                    ..
+                },
+                _,
+            ) => response.literal("BODY[]", &raw),
+            _ => response.item(item(name, message, &raw, &view)?),
         }
     }
-    Ok(Data::Fetch {
-        seq,
-        items: Vec1::try_from(items).map_err(|_| FetchFailure::Other("Nothing to fetch".into()))?,
-    })
+    if sets_seen && !names.contains(&MessageDataItemName::Flags) {
+        response.flags(&flag_list(message));
+        // A flag change carries its MODSEQ once CONDSTORE is on (RFC 7162 3.1.4.1).
+        if selected.condstore && !names.contains(&MessageDataItemName::ModSeq) {
+            response.modseq(message.modseq.max(1));
+        }
+    }
+    response.finish();
+    Ok(())
 }
 
 fn sets_seen_flag(name: &MessageDataItemName<'_>) -> bool {
@@ -198,8 +233,8 @@ fn sets_seen_flag(name: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-/// Sets \Seen through Graph (implicitly, as BODY[] asks) and returns the updated record.
-async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecord, FetchFailure> {
+/// Sets \Seen through Graph (implicitly, as BODY[] asks) and in the session's view.
+async fn mark_seen(selected: &mut Selected, index: usize) -> Result<(), FetchFailure> {
     let message = selected.messages[index].clone();
     let new = message.flags.with(Flags::SEEN, true);
     let result = selected
@@ -218,7 +253,7 @@ async fn mark_seen(selected: &mut Selected, index: usize) -> Result<MessageRecor
             let known = &mut Arc::make_mut(&mut selected.messages)[index];
             known.flags = new;
             known.modseq = modseq;
-            Ok(known.clone())
+            Ok(())
         }
         Err(SyncError::Gone) => Err(FetchFailure::Gone),
         Err(e) => Err(FetchFailure::Other(format!(
@@ -252,12 +287,7 @@ fn item(
         MessageDataItemName::Flags => MessageDataItem::Flags(flag_list(message)),
         MessageDataItemName::ModSeq => modseq_item(message),
         MessageDataItemName::InternalDate => MessageDataItem::InternalDate(internal_date(message)),
-        MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(
-            message
-                .size
-                .unwrap_or(raw.len() as u64)
-                .min(u32::MAX as u64) as u32,
-        ),
+        MessageDataItemName::Rfc822Size => MessageDataItem::Rfc822Size(rfc822_size(message, raw)),
         MessageDataItemName::Envelope => MessageDataItem::Envelope(view.envelope()),
         MessageDataItemName::Body => MessageDataItem::Body(view.body_structure(false)),
         MessageDataItemName::BodyStructure => {
@@ -330,6 +360,14 @@ fn item(
             }
         }
     })
+}
+
+/// The size of the stored bytes: known once stored, else the bytes at hand.
+fn rfc822_size(message: &MessageRecord, raw: &[u8]) -> u32 {
+    message
+        .size
+        .unwrap_or(raw.len() as u64)
+        .min(u32::MAX as u64) as u32
 }
 
 /// The bytes of `BODY[section]`; None when the message has no such part.

@@ -151,7 +151,7 @@ fn esearch_answer(
             modseq: selected.messages[index].modseq,
         })
         .collect();
-    Untagged::Esearch(esearch::encode(
+    Untagged::Raw(esearch::encode(
         &esearch.tag,
         uid,
         esearch.options,

@@ -10,9 +10,10 @@
 //!   ([`Frontend::take_search_return`]). A malformed or unsupported RETURN is passed on as
 //!   sent, so imap-codec refuses it, and the reason is kept for the `BAD`
 //!   ([`Frontend::take_refusal`]).
-//! - output: an ESEARCH answer takes the place of a placeholder `* SEARCH` queued at the
-//!   same point ([`Frontend::enqueue_esearch`]), so it keeps its order among EXISTS, EXPUNGE
-//!   and the tagged status; imap-next's refusal of an oversized literal gets `[TOOBIG]`.
+//! - output: bytes encoded outside imap-codec (an ESEARCH answer, or a block of FETCH
+//!   responses) take the place of a placeholder `* SEARCH` queued at the same point
+//!   ([`Frontend::enqueue_raw`]), so they keep their order among EXISTS, EXPUNGE and the
+//!   tagged status; imap-next's refusal of an oversized literal gets `[TOOBIG]`.
 //!
 //! Nothing else changes: every other byte passes through as it came.
 
@@ -50,7 +51,7 @@ pub struct Frontend {
     received: Option<ReturnOptions>,
     /// Why the command just refused by imap-codec was a bad `SEARCH RETURN`.
     refusal: Option<ReturnError>,
-    /// One entry per queued `* SEARCH`, in order: the ESEARCH line that replaces it, if any.
+    /// One entry per queued `* SEARCH`, in order: the bytes that replace it, if any.
     searches: VecDeque<Option<Vec<u8>>>,
     /// imap-next's refusals of oversized literals as it encodes them, and what to send instead.
     refusals: VecDeque<(Vec<u8>, Vec<u8>)>,
@@ -85,9 +86,10 @@ impl Frontend {
         self.refusal.take()
     }
 
-    /// Queues an ESEARCH line (from [`encode`]) at this point of the responses.
-    pub fn enqueue_esearch(&mut self, line: Vec<u8>) -> ResponseHandle {
-        self.searches.push_back(Some(line));
+    /// Queues responses encoded elsewhere (an ESEARCH line from [`encode`], FETCH responses),
+    /// complete with their CRLFs, at this point of the responses.
+    pub fn enqueue_raw(&mut self, responses: Vec<u8>) -> ResponseHandle {
+        self.searches.push_back(Some(responses));
         self.server.enqueue_data(Data::Search(Vec::new(), None))
     }
 

@@ -351,7 +351,7 @@ impl Harness {
                 match self.frontend.take_search_return() {
                     Some(options) => {
                         let line = encode(tag.as_ref(), uid, options, &found, false);
-                        self.frontend.enqueue_esearch(line);
+                        self.frontend.enqueue_raw(line);
                     }
                     None => {
                         let numbers = found
@@ -478,7 +478,7 @@ fn the_esearch_placeholder_is_told_apart_from_plain_search() {
         .enqueue_data(Data::Search(Vec::new(), None));
     harness
         .frontend
-        .enqueue_esearch(b"* ESEARCH (TAG \"x\") COUNT 0\r\n".to_vec());
+        .enqueue_raw(b"* ESEARCH (TAG \"x\") COUNT 0\r\n".to_vec());
     harness.send(b"");
     assert!(
         harness

@@ -21,6 +21,7 @@ pub(crate) mod header;
 mod lexer;
 pub(crate) mod mime;
 pub(crate) mod params;
+pub mod response;
 mod section;
 mod strings;
 pub mod structure_cache;

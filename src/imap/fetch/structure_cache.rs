@@ -1,34 +1,36 @@
-//! ENVELOPE, BODY and BODYSTRUCTURE of recently fetched messages, kept in memory so that a
-//! client listing a folder again (every reconnect of many clients does) needs neither the
-//! stored bytes nor a MIME parse. Safe to keep without any invalidation: the bytes served for
+//! ENVELOPE, BODY and BODYSTRUCTURE of recently fetched messages, kept in memory as the bytes
+//! a FETCH response carries, so that a client listing a folder again (every reconnect of many
+//! clients does) needs neither the stored bytes, nor a MIME parse, nor an encoding pass. Safe to keep without any invalidation: the bytes served for
 //! a message never change once stored (ARCHITECTURE invariant 2), and entries are keyed by the
 //! mailbox and Graph's immutable id, as the bodies are.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use imap_next::imap_types::body::BodyStructure;
-use imap_next::imap_types::envelope::Envelope;
+use imap_next::imap_types::fetch::MessageDataItem;
 
+use super::response::encode_item;
 use super::MessageView;
 
-/// Messages whose structure is kept. A typical entry takes one to three KiB, so the cache
+/// Messages whose structure is kept. A typical entry takes one to two KiB, so the cache
 /// stays within some tens of MiB; a folder larger than this is served from the store.
 pub const CAPACITY: usize = 20_000;
 
-/// What a FETCH of the structure items sends for one message.
+/// What a FETCH of the structure items sends for one message: each item encoded, its name
+/// included (`ENVELOPE (...)`).
 pub struct Structure {
-    pub envelope: Envelope<'static>,
-    pub body: BodyStructure<'static>,
-    pub body_structure: BodyStructure<'static>,
+    pub envelope: Box<[u8]>,
+    pub body: Box<[u8]>,
+    pub body_structure: Box<[u8]>,
 }
 
 impl Structure {
     pub fn of(view: &MessageView<'_>) -> Structure {
+        let encoded = |item| encode_item(item).into_boxed_slice();
         Structure {
-            envelope: view.envelope(),
-            body: view.body_structure(false),
-            body_structure: view.body_structure(true),
+            envelope: encoded(MessageDataItem::Envelope(view.envelope())),
+            body: encoded(MessageDataItem::Body(view.body_structure(false))),
+            body_structure: encoded(MessageDataItem::BodyStructure(view.body_structure(true))),
         }
     }
 }
@@ -150,7 +152,21 @@ mod tests {
         let cache = StructureCache::new(10);
         cache.insert(1, "same-id", structure("one"));
         assert!(cache.get(2, "same-id").is_none());
-        let found = cache.get(1, "same-id").map(|s| s.envelope.subject.clone());
-        assert_eq!(found, Some(structure("one").envelope.subject.clone()));
+        let found = cache.get(1, "same-id").map(|s| s.envelope.clone());
+        assert_eq!(found, Some(structure("one").envelope.clone()));
+    }
+
+    #[test]
+    fn items_are_kept_as_a_fetch_response_carries_them() {
+        let kept = structure("Quarterly report");
+        let envelope = String::from_utf8_lossy(&kept.envelope).into_owned();
+        assert!(
+            envelope.starts_with("ENVELOPE (NIL \"Quarterly report\""),
+            "{envelope}"
+        );
+        assert!(kept.body.starts_with(b"BODY (\"TEXT\" \"plain\""));
+        assert!(kept
+            .body_structure
+            .starts_with(b"BODYSTRUCTURE (\"TEXT\" \"plain\""));
     }
 }
