@@ -18,8 +18,8 @@
 use std::num::NonZeroU32;
 
 use graphbridge::graph::types::{DeltaMessage, MailFolder, Page};
-use graphbridge::imap::esearch::{self, Frontend, Hit, ReturnOptions};
 use graphbridge::imap::fetch::MessageView;
+use graphbridge::imap::frontend::{self as esearch, Frontend, Hit, ReturnOptions};
 use graphbridge::imap::search::{Candidate, Content, Query, Scope};
 use graphbridge::mailstore::{Flags, MessageRecord};
 use graphbridge::submission::message as submission;

@@ -4,8 +4,8 @@
 //! fetched yet); writes go through the sync engine, which answers only once Graph accepted.
 
 mod commands;
-pub mod esearch;
 pub mod fetch;
+pub mod frontend;
 pub mod keywords;
 pub mod names;
 pub mod search;

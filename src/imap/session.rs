@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::commands::{self, Outcome};
-use super::esearch::{Frontend, ReturnOptions};
+use super::frontend::{Frontend, ReturnOptions};
 use super::names::VisibleMailbox;
 use super::selected::Selected;
 use crate::bridge::Bridge;

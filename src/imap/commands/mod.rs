@@ -141,7 +141,7 @@ pub fn capabilities(session: &Session) -> Vec1<Capability<'static>> {
     caps.push(Capability::CondStore);
     caps.push(Capability::QResync);
     caps.push(Capability::StatusSize);
-    // ESEARCH (RFC 4731): imap-next is driven through `esearch::Frontend`, which handles it.
+    // ESEARCH (RFC 4731): imap-next is driven through `frontend::Frontend`, which handles it.
     for name in ["CHILDREN", "LIST-STATUS", "ESEARCH"] {
         if let Ok(capability) = Capability::try_from(name) {
             caps.push(capability);

@@ -13,7 +13,7 @@ use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::search::SearchKey;
 
 use super::Outcome;
-use crate::imap::esearch::{self, Hit, ReturnOptions};
+use crate::imap::frontend::{self as esearch, Hit, ReturnOptions};
 use crate::imap::search::{Candidate, Content, Query, Scope};
 use crate::imap::selected::Selected;
 use crate::imap::session::{Session, Untagged};

@@ -1,4 +1,5 @@
-//! ESEARCH (RFC 4731) and `[TOOBIG]` for refused literals, on top of imap-next.
+//! The front of imap-next: ESEARCH (RFC 4731), `[TOOBIG]` for refused literals, and
+//! responses encoded outside imap-codec.
 //!
 //! imap-codec 2.0.0-alpha.10 parses no `SEARCH RETURN (...)` and cannot encode `* ESEARCH`,
 //! and imap-next refuses an oversized synchronizing literal itself with a plain `BAD`.
