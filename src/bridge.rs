@@ -193,6 +193,34 @@ impl Bridge {
         Ok(())
     }
 
+    /// Whether Microsoft still takes the account's stored sign-in: the refresh token is used
+    /// once and the rotated tokens stored. False when there is none or Microsoft refused it.
+    pub async fn stored_signin_works(&self, account_id: i64) -> Result<bool, BridgeError> {
+        let (record, stored) = self
+            .store
+            .call(move |c| {
+                Ok((
+                    accounts::mailbox_by_id(c, account_id)?,
+                    accounts::load_tokens(c, account_id)?,
+                ))
+            })
+            .await?;
+        let Some(tokens) = stored.as_ref().and_then(|s| self.unseal_tokens(s)) else {
+            return Ok(false);
+        };
+        if record.signin_state == SigninState::NeedsSignin {
+            return Ok(false);
+        }
+        match self.oauth().refresh(&tokens.refresh_token).await {
+            Ok(fresh) => {
+                self.save_tokens(account_id, &fresh).await?;
+                Ok(true)
+            }
+            Err(e) if e.needs_signin() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Signs a mailbox in with the code that `/authorize` sent to `redirect_uri`.
     pub async fn signin_with_code(
         &self,

@@ -241,10 +241,15 @@ fn provision(store: &Store) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Signs the demo mailbox in with the device code flow; the emulator approves at once.
+/// Signs the demo mailbox in with the device code flow; the emulator approves at once. A
+/// sign-in kept in the data folder is used when the emulator still knows it; it does not
+/// when the last demo was killed before it saved the emulated tenant (or after the tokens
+/// rotated past the saved state), and then the demo signs in again.
 async fn sign_in_demo_mailbox(bridge: &Arc<Bridge>) -> Result<(), DemoError> {
     let mailbox = admin::mailbox(&bridge.store, DEMO_MAILBOX)?;
-    if mailbox.signin_state == SigninState::SignedIn {
+    if mailbox.signin_state == SigninState::SignedIn
+        && bridge.stored_signin_works(mailbox.id).await?
+    {
         return Ok(());
     }
     bridge

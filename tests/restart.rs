@@ -152,3 +152,32 @@ async fn a_mailbox_signed_in_while_running_is_picked_up_by_its_first_client() {
     assert!(saw_exists, "IDLE saw the new message");
     demo.stop().await;
 }
+
+/// A demo killed before it saved the emulated tenant leaves a data folder whose sign-in the
+/// next emulator does not know: the next demo signs in again instead of showing the mailbox
+/// as needing a sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_whose_emulated_tenant_was_lost_signs_in_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = DemoOptions {
+        imap_port: 0,
+        smtp_port: 0,
+        http_port: 0,
+        poll_interval_secs: 1,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..DemoOptions::default()
+    };
+    options.emulator.port = 0;
+    let first = demo::start(options.clone()).await.expect("demo");
+    let before = uid_state_of(first.running.imap, "INBOX").await;
+    first.stop().await;
+    std::fs::remove_dir_all(dir.path().join("emulator")).expect("saved tenant removed");
+
+    let second = demo::start(options).await.expect("demo again");
+    let mut imap = Imap::login(second.running.imap, DEMO_USER, DEMO_PASSWORD).await;
+    let examine = imap.cmd("EXAMINE INBOX").await;
+    let after = uid_state_of(second.running.imap, "INBOX").await;
+    second.stop().await;
+    examine.assert_ok();
+    assert_eq!(before, after, "the same mail under the same UIDs");
+}
