@@ -39,11 +39,72 @@ async fn attachments_of_a_received_message() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(one["name"], a["name"]);
+    // "You can add an attachment to an existing message" (Graph docs, "Add attachment"):
+    // a received message, no draft, takes one too.
     let (status, body) = e
         .post_json(&t, &format!("/v1.0/me/messages/{}/attachments", s(&m["id"])), json!({
             "@odata.type": "#microsoft.graph.fileAttachment", "name": "x.txt", "contentBytes": "eA=="}))
         .await;
-    assert_eq!(status, 400, "only drafts take attachments: {body}");
+    assert_eq!(status, 201, "a received message takes attachments: {body}");
+    assert_eq!(body["name"], "x.txt");
+    let (_, list) = e
+        .get_with(
+            &t,
+            &format!("/v1.0/me/messages/{}/attachments", s(&m["id"])),
+        )
+        .await;
+    let names: Vec<String> = list["value"]
+        .as_array()
+        .map(|a| a.iter().map(|x| s(&x["name"])).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["INV-2026-0042.pdf", "x.txt"]);
+    let again = e.find_message(&t, "inbox", "Invoice INV-2026-0042").await;
+    assert_eq!(again["isDraft"], false);
+}
+
+#[tokio::test]
+async fn an_upload_session_attaches_to_a_message_that_is_no_draft() {
+    let e = start(Opts::default()).await;
+    let t = e.sign_in().await;
+    let m = e.find_message(&t, "inbox", "Invoice INV-2026-0042").await;
+    let id = s(&m["id"]);
+    let file: Vec<u8> = (0..3_500_000u32).map(|i| (i % 253) as u8).collect();
+    let (status, session) = e
+        .post_json(
+            &t,
+            &format!("/v1.0/me/messages/{id}/attachments/createUploadSession"),
+            json!({"AttachmentItem": {"attachmentType": "file", "name": "logo.png",
+                "contentType": "image/png", "isInline": true, "contentId": "logo@x",
+                "size": file.len()}}),
+        )
+        .await;
+    assert_eq!(
+        status, 201,
+        "an upload session is for any Outlook item: {session}"
+    );
+    let url = s(&session["uploadUrl"]);
+    let done = e
+        .client
+        .put(&url)
+        .header(
+            "Content-Range",
+            format!("bytes 0-{}/{}", file.len() - 1, file.len()),
+        )
+        .body(file.clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(done.status(), 201);
+    let (_, list) = e
+        .get_with(&t, &format!("/v1.0/me/messages/{id}/attachments"))
+        .await;
+    let logo = list["value"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "logo.png").cloned())
+        .unwrap_or_default();
+    assert_eq!(logo["size"], file.len());
+    assert_eq!(logo["isInline"], true);
+    assert_eq!(logo["contentId"], "logo@x");
 }
 
 #[tokio::test]

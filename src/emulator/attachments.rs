@@ -1,5 +1,7 @@
-//! Attachments: list and get (from the item's MIME), add a file to a draft, and upload sessions
-//! (`createUploadSession` then `PUT uploadUrl` chunks with `Content-Range`, no Authorization).
+//! Attachments: list and get (from the item's MIME), add a file to a message, and upload
+//! sessions (`createUploadSession` then `PUT uploadUrl` chunks with `Content-Range`, no
+//! Authorization). Microsoft's docs allow both on any existing message, draft or not ("Add
+//! attachment": "an existing message"; `createUploadSession`: "an Outlook item").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub struct UploadSession {
     name: String,
     content_type: String,
     is_inline: bool,
+    content_id: Option<String>,
     size: u64,
     data: Vec<u8>,
     expires: DateTime<Utc>,
@@ -106,27 +109,15 @@ pub fn get(
     Ok(json(StatusCode::OK, &body))
 }
 
-fn draft_key(mb: &Mailbox, id: &str) -> GraphResult<MsgKey> {
-    let key = mb.resolve_message(id)?;
-    if !mb.message(key)?.is_draft {
-        return Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "ErrorInvalidOperation",
-            "Attachments can be added only to draft messages.",
-        ));
-    }
-    Ok(key)
-}
-
-/// Adds a file part to a draft's MIME (Exchange regenerates the MIME; so does this).
+/// Adds a file part to a message's MIME (Exchange regenerates the MIME; so does this).
 fn attach(mb: &mut Mailbox, key: MsgKey, a: &FileAttachment) -> GraphResult<usize> {
     let m = mb.message(key)?;
     let raw = add_part(&m.mime, a);
     if raw.len() > MAX_MESSAGE_BYTES {
         return Err(too_large());
     }
-    let parsed =
-        mime::parse(&raw).map_err(|_| GraphError::bad_request("The draft's MIME is not valid."))?;
+    let parsed = mime::parse(&raw)
+        .map_err(|_| GraphError::bad_request("The message's MIME is not valid."))?;
     let index = mime::attachments(&raw).len().saturating_sub(1);
     if let Some(m) = mb.messages.get_mut(&key) {
         m.mime = raw.into();
@@ -190,13 +181,13 @@ fn add_part(raw: &[u8], a: &FileAttachment) -> Vec<u8> {
     out
 }
 
-/// `POST /me/messages/{id}/attachments` (a draft; files under 3 MB go this way).
+/// `POST /me/messages/{id}/attachments` (files under 3 MB go this way).
 pub fn add(shared: &Arc<Shared>, req: &Req, ctx: &Ctx, id: &str) -> GraphResult<Response> {
     ctx.need(Perm::Write)?;
     let a = parse_attachment(&req.json_body()?)?;
     let mut inner = shared.lock();
     let mb = inner.tenant.mailbox_mut(ctx.mailbox)?;
-    let key = draft_key(mb, id)?;
+    let key = mb.resolve_message(id)?;
     let index = attach(mb, key, &a)?;
     let m = mb.message(key)?;
     let atts = mime::attachments(&m.mime);
@@ -230,7 +221,7 @@ pub fn create_session(
     }
     let mut inner = shared.lock();
     let mb = inner.tenant.mailbox(ctx.mailbox)?;
-    let key = draft_key(mb, id)?;
+    let key = mb.resolve_message(id)?;
     let token = ids::token(48);
     let expires = Utc::now() + Duration::hours(24);
     inner.uploads.sessions.insert(
@@ -254,6 +245,10 @@ pub fn create_session(
                 .get("isInline")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            content_id: item
+                .get("contentId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             size,
             data: Vec::new(),
             expires,
@@ -339,7 +334,7 @@ pub async fn put_chunk(
         content_type: done.content_type,
         bytes: done.data,
         is_inline: done.is_inline,
-        content_id: None,
+        content_id: done.content_id,
     };
     let result = inner.tenant.mailbox_mut(done.mailbox).and_then(|mb| {
         attach(mb, done.message, &file)

@@ -197,10 +197,32 @@ pub fn attachments(raw: &[u8]) -> Vec<MimeAttachment> {
                 content_type,
                 content_id: p.content_id().map(str::to_string),
                 is_inline: is_inline(p),
-                bytes: p.contents().to_vec(),
+                bytes: file_bytes(&msg, p),
             }
         })
         .collect()
+}
+
+/// An attachment's bytes as they were attached: Graph's `contentBytes` and `size` are the
+/// file's. mail_parser converts a text part from its charset to UTF-8 (lossily for bytes that
+/// are not text), so such a part is read from the raw MIME with only its transfer encoding
+/// undone.
+fn file_bytes(msg: &mail_parser::Message<'_>, p: &mail_parser::MessagePart<'_>) -> Vec<u8> {
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    use mail_parser::{Encoding, PartType};
+    if !matches!(p.body, PartType::Text(_) | PartType::Html(_)) {
+        return p.contents().to_vec();
+    }
+    let body = msg
+        .raw_message
+        .get(p.offset_body as usize..p.offset_end as usize)
+        .unwrap_or_default();
+    let decoded = match p.encoding {
+        Encoding::Base64 => base64_decode(body),
+        Encoding::QuotedPrintable => quoted_printable_decode(body),
+        Encoding::None => Some(body.to_vec()),
+    };
+    decoded.unwrap_or_else(|| p.contents().to_vec())
 }
 
 /// Crude HTML to text for `Prefer: outlook.body-content-type="text"` and previews.
@@ -325,5 +347,19 @@ mod tests {
         assert_eq!(p.to.len(), 2);
         assert_eq!(p.internet_message_id.as_deref(), Some("<1@x>"));
         assert_eq!(p.preview, "Hallo");
+    }
+
+    #[test]
+    fn text_attachments_keep_their_bytes() {
+        let raw = b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nBody\r\n\
+--b\r\nContent-Type: text/plain; name=bin.txt\r\nContent-Disposition: attachment; filename=bin.txt\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n/wCA/g==\r\n\
+--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Disposition: attachment; filename=k.txt\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nK=F6ln\r\n--b--\r\n";
+        let files = attachments(raw);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].bytes, vec![0xff, 0x00, 0x80, 0xfe]);
+        assert_eq!(files[1].bytes, b"K\xf6ln".to_vec());
     }
 }
