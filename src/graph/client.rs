@@ -24,6 +24,11 @@ pub(super) const IMMUTABLE_IDS: &str = "IdType=\"ImmutableId\"";
 const MAX_ATTEMPTS: u32 = 6;
 /// Refresh this long before the access token expires, so no request races its expiry.
 const REFRESH_MARGIN_SECS: i64 = 300;
+/// Graph takes 150 MB of uploads per app and mailbox in 5 minutes. Upload sessions go up in
+/// chunks of at most [`UPLOAD_CHUNK`](super::mail::UPLOAD_CHUNK) bytes, each counted as a
+/// whole one: 47 of them (148 MB) stay under the quota whether its MB is 10^6 or 2^20 bytes.
+const UPLOAD_QUOTA_CHUNKS: usize = 150_000_000 / super::mail::UPLOAD_CHUNK;
+const UPLOAD_QUOTA_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// A request body.
 pub enum Body {
@@ -44,6 +49,8 @@ pub struct GraphClient {
     pub(super) in_flight: Semaphore,
     max_in_flight: usize,
     pub(super) budget: RequestBudget,
+    /// Upload-session chunks in Graph's upload quota window (see [`UPLOAD_QUOTA_CHUNKS`]).
+    pub(super) uploads: RequestBudget,
     /// `$batch` round trips sent, for the admin's figures and the tests.
     pub(super) batches: AtomicU64,
 }
@@ -68,6 +75,7 @@ impl GraphClient {
             in_flight: Semaphore::new(max_in_flight.max(1)),
             max_in_flight: max_in_flight.max(1),
             budget,
+            uploads: RequestBudget::new(UPLOAD_QUOTA_CHUNKS, UPLOAD_QUOTA_WINDOW),
             batches: AtomicU64::new(0),
         }
     }

@@ -308,7 +308,7 @@ pub const OUTBOX_TAG_PROPERTY: &str =
     "String {00020329-0000-0000-C000-000000000046} Name GraphbridgeOutboxTag";
 
 /// Raw bytes per upload-session chunk (Graph takes at most 4 MB per PUT).
-const UPLOAD_CHUNK: usize = 3 * 1024 * 1024;
+pub(super) const UPLOAD_CHUNK: usize = 3 * 1024 * 1024;
 
 /// A message found by its outbox tag.
 #[derive(Debug, Clone)]
@@ -431,8 +431,7 @@ impl GraphClient {
         created_id(&bytes)
     }
 
-    /// Adds a file to a draft through an upload session: sequential chunks of at most 4 MB,
-    /// PUT to the pre-authenticated URL without an Authorization header.
+    /// Adds a file to a message through an upload session (files of 3 to 150 MB).
     pub async fn upload_attachment(
         &self,
         message_id: &str,
@@ -440,16 +439,28 @@ impl GraphClient {
         content_type: &str,
         bytes: &[u8],
     ) -> Result<(), GraphError> {
-        let session = serde_json::json!({"AttachmentItem": {
+        let item = serde_json::json!({
             "attachmentType": "file", "name": name, "contentType": content_type,
-            "size": bytes.len()}});
+            "size": bytes.len()});
+        self.upload_attachment_item(message_id, item, bytes).await
+    }
+
+    /// Adds a file described by `item` (Graph's `attachmentItem`) to a message through an
+    /// upload session: sequential chunks of at most 4 MB, PUT to the pre-authenticated URL
+    /// without an Authorization header, each paced against the mailbox's upload quota.
+    pub async fn upload_attachment_item(
+        &self,
+        message_id: &str,
+        item: serde_json::Value,
+        bytes: &[u8],
+    ) -> Result<(), GraphError> {
         let answer = self
             .send_json(
                 Method::POST,
                 &self.url(&format!(
                     "/messages/{message_id}/attachments/createUploadSession"
                 )),
-                session,
+                serde_json::json!({ "AttachmentItem": item }),
             )
             .await?;
         let value: serde_json::Value =
@@ -464,6 +475,8 @@ impl GraphClient {
         for (index, chunk) in bytes.chunks(UPLOAD_CHUNK).enumerate() {
             let start = index * UPLOAD_CHUNK;
             let end = start + chunk.len() - 1;
+            // Held until the answer is in, like a request's place in the request budget.
+            let _quota = self.uploads.spend(1).await;
             let response = http
                 .put(&upload_url)
                 .header("Content-Range", format!("bytes {start}-{end}/{total}"))
@@ -473,11 +486,7 @@ impl GraphClient {
             let status = response.status();
             if !status.is_success() {
                 let body = response.bytes().await.unwrap_or_default();
-                return Err(GraphError::Status {
-                    status: status.as_u16(),
-                    code: "UploadFailed".into(),
-                    message: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                });
+                return Err(super::client::status_error(status, &body));
             }
         }
         Ok(())

@@ -26,6 +26,7 @@ use crate::mailstore::{
     accounts, messages as stored, Flags, FolderRecord, SigninState, Store, StoreError,
 };
 
+pub use append::AppendError;
 pub use messages::{flags_from_graph, CATEGORY_SEPARATOR};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +39,35 @@ pub enum SyncError {
     Gone,
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Append(#[from] AppendError),
 }
 
 impl SyncError {
     pub fn needs_signin(&self) -> bool {
-        matches!(self, SyncError::Graph(e) if e.needs_signin())
+        self.graph_error().is_some_and(GraphError::needs_signin)
+    }
+
+    /// True when the message is larger than Graph takes: over Exchange's message size limit
+    /// (413 `ErrorMessageSizeExceeded`), or text that no single request can carry.
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            SyncError::Append(AppendError::TextTooLarge { .. }) => true,
+            _ => self.graph_error().is_some_and(|e| {
+                matches!(e, GraphError::Status { status, code, .. }
+                    if *status == 413 || code.eq_ignore_ascii_case("ErrorMessageSizeExceeded"))
+            }),
+        }
+    }
+
+    /// Graph's answer behind this error, if Graph gave one.
+    fn graph_error(&self) -> Option<&GraphError> {
+        match self {
+            SyncError::Graph(e) | SyncError::Append(AppendError::Attachment { source: e, .. }) => {
+                Some(e)
+            }
+            _ => None,
+        }
     }
 }
 

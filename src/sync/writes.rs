@@ -2,7 +2,8 @@
 //! accepted them (ARCHITECTURE invariant 4). The delta that later reports the same change
 //! finds the store already equal and changes nothing.
 
-use super::{MailboxSync, SyncError};
+use super::append::{self, Attachment, Plan};
+use super::{AppendError, MailboxSync, SyncError};
 use crate::graph::GraphError;
 use crate::mailstore::{folders, messages as stored, FolderRecord, MessageRecord, MessageUpsert};
 use crate::mailstore::{BodyOrigin, Flags, StoreError};
@@ -139,7 +140,8 @@ impl MailboxSync {
     /// Creates a message in a folder from the client's bytes (APPEND) and returns its UID.
     /// The bytes are stored as given and served byte for byte; Graph's copy is its own
     /// rendering of them. A message without `\Draft` is created as a non-draft (the
-    /// PidTagMessageFlags workaround in graph-facts).
+    /// PidTagMessageFlags workaround in graph-facts); one too large for a single Graph request
+    /// gets its remaining attachments after creation (see `append.rs`).
     pub async fn append(
         &self,
         folder: &FolderRecord,
@@ -148,18 +150,23 @@ impl MailboxSync {
         keywords: &str,
         internal_date: i64,
     ) -> Result<u32, SyncError> {
-        let created = if flags.has(Flags::DRAFT) {
-            self.graph
-                .create_mime_message(&folder.graph_id, raw)
-                .await?
-        } else {
-            let json =
-                super::append::graph_json(raw, flags, keywords).map_err(SyncError::Unsupported)?;
-            self.graph
-                .create_json_message(&folder.graph_id, json)
-                .await?
+        let plan = append::plan(raw, flags, keywords)?;
+        let created = match &plan {
+            Plan::Mime => {
+                self.graph
+                    .create_mime_message(&folder.graph_id, raw)
+                    .await?
+            }
+            Plan::Json { message, .. } => {
+                self.graph
+                    .create_json_message(&folder.graph_id, message.clone())
+                    .await?
+            }
         };
-        if let Err(e) = self.finish_created(&created.id, flags, keywords).await {
+        if let Err(e) = self
+            .complete_created(&created.id, &plan, flags, keywords)
+            .await
+        {
             // The store never learnt of the item: take it back out of Graph too, so a failed
             // APPEND (or cross-mailbox COPY) leaves nothing behind.
             if let Err(undo) = self.graph.delete_message(&created.id, true).await {
@@ -189,30 +196,46 @@ impl MailboxSync {
         Ok(uid)
     }
 
-    /// Sets on a just-created message the flags its creation could not carry. A MIME-created
-    /// draft comes back read and unflagged; a JSON-created message has read, flagged and its
-    /// categories but not \Answered/$Forwarded (Graph's last-verb property), which the next
-    /// delta would otherwise take away again.
-    async fn finish_created(
+    /// Adds to a just-created message the attachments and the flags its creation could not
+    /// carry. Graph's last-verb property (\Answered/$Forwarded) is never set at creation, and
+    /// the next delta would otherwise take it away again.
+    async fn complete_created(
         &self,
         graph_id: &str,
+        plan: &Plan,
         flags: Flags,
         keywords: &str,
     ) -> Result<(), SyncError> {
-        let (graph_state, graph_keywords) = if flags.has(Flags::DRAFT) {
-            (Flags(Flags::SEEN | Flags::DRAFT), "")
-        } else {
-            let created = Flags::default()
-                .with(Flags::SEEN, flags.has(Flags::SEEN))
-                .with(Flags::FLAGGED, flags.has(Flags::FLAGGED));
-            (created, keywords)
-        };
+        if let Plan::Json { later, .. } = plan {
+            for attachment in later {
+                self.attach(graph_id, attachment).await?;
+            }
+        }
+        let (graph_state, graph_keywords) = plan.created_state(flags, keywords);
         if let Some(patch) =
             super::messages::flag_patch(graph_state, flags, graph_keywords, keywords)
         {
             self.graph.patch_message(graph_id, patch).await?;
         }
         Ok(())
+    }
+
+    /// One attachment in one request when it fits, else through an upload session.
+    async fn attach(&self, graph_id: &str, attachment: &Attachment) -> Result<(), SyncError> {
+        let added = if attachment.fits_one_request() {
+            self.graph.add_attachment(graph_id, attachment.json()).await
+        } else {
+            self.graph
+                .upload_attachment_item(graph_id, attachment.upload_item(), &attachment.bytes)
+                .await
+        };
+        added.map_err(|source| {
+            SyncError::Append(AppendError::Attachment {
+                name: attachment.name.clone(),
+                size: attachment.bytes.len(),
+                source,
+            })
+        })
     }
 
     /// Records a message Graph just put into `to` under `graph_id`, keeping the flags and

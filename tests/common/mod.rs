@@ -14,6 +14,13 @@ use tokio::net::TcpStream;
 
 /// Starts the demo (emulator + bridge) on free loopback ports.
 pub async fn start_demo(data_dir: Option<std::path::PathBuf>) -> Demo {
+    demo::start(demo_options(data_dir))
+        .await
+        .expect("demo starts")
+}
+
+/// The options `start_demo` uses, for a test that changes some before starting.
+pub fn demo_options(data_dir: Option<std::path::PathBuf>) -> DemoOptions {
     let mut options = DemoOptions {
         imap_port: 0,
         smtp_port: 0,
@@ -23,7 +30,7 @@ pub async fn start_demo(data_dir: Option<std::path::PathBuf>) -> Demo {
         ..DemoOptions::default()
     };
     options.emulator.port = 0;
-    demo::start(options).await.expect("demo starts")
+    options
 }
 
 /// One response of the server, with literals inlined.
@@ -275,6 +282,20 @@ impl GraphPeek {
 }
 
 impl GraphPeek {
+    /// `GET` of a path under the signed-in user (`/messages/{id}/attachments`): status and JSON.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}/me{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("Prefer", "IdType=\"ImmutableId\"")
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Changes a message as Outlook would: `PATCH /me/messages/{id}` with `changes`.
     pub async fn patch_message(&self, id: &str, changes: serde_json::Value) {
         let response = self

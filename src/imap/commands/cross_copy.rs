@@ -16,7 +16,6 @@ use imap_next::imap_types::response::Status;
 
 use super::copy::{copy_uid, expunge_from_view, undo_copies};
 use super::{sync_failure, Outcome};
-use crate::graph::GraphError;
 use crate::imap::session::Session;
 use crate::mailstore::{Flags, FolderRecord, MessageRecord};
 use crate::sync::{MailboxSync, SyncError};
@@ -31,10 +30,15 @@ pub struct Destination {
 #[derive(Debug, thiserror::Error)]
 enum CrossError {
     #[error(
-        "message UID {uid} has {size} bytes; Microsoft 365 creates a message from one request \
-         of at most 4 MB, so it cannot be copied to another mailbox (it was left where it is)"
+        "message UID {uid} has {size} bytes, more than Microsoft 365 takes, so it cannot be \
+         copied to another mailbox (it was left where it is): {source}"
     )]
-    TooBig { uid: u32, size: usize },
+    TooBig {
+        uid: u32,
+        size: usize,
+        #[source]
+        source: SyncError,
+    },
     #[error("message UID {uid} cannot be read")]
     Read {
         uid: u32,
@@ -228,24 +232,24 @@ async fn copy_one(
         )
         .await
         .map(Some)
-        .map_err(|source| match source {
-            SyncError::Graph(ref e) if is_too_large(e) => CrossError::TooBig {
-                uid,
-                size: raw.len(),
-            },
-            source => CrossError::Create { uid, source },
+        .map_err(|source| {
+            if source.is_too_large() {
+                CrossError::TooBig {
+                    uid,
+                    size: raw.len(),
+                    source,
+                }
+            } else {
+                CrossError::Create { uid, source }
+            }
         })
-}
-
-/// Graph's answer to a request over its 4 MB limit (graph-facts, "Request size").
-fn is_too_large(error: &GraphError) -> bool {
-    matches!(error, GraphError::Status { status, code, .. }
-        if *status == 413 || code.eq_ignore_ascii_case("ErrorMessageSizeExceeded"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::GraphError;
+    use crate::sync::AppendError;
 
     fn status(status: u16, code: &str) -> GraphError {
         GraphError::Status {
@@ -256,11 +260,21 @@ mod tests {
     }
 
     #[test]
-    fn graph_size_refusals_are_recognised() {
-        assert!(is_too_large(&status(413, "")));
-        assert!(is_too_large(&status(400, "ErrorMessageSizeExceeded")));
-        assert!(!is_too_large(&status(400, "ErrorInvalidIdMalformed")));
-        assert!(!is_too_large(&GraphError::Closed));
+    fn size_refusals_are_recognised() {
+        let too_large = |e: GraphError| SyncError::Graph(e).is_too_large();
+        assert!(too_large(status(413, "")));
+        assert!(too_large(status(400, "ErrorMessageSizeExceeded")));
+        assert!(!too_large(status(400, "ErrorInvalidIdMalformed")));
+        assert!(!too_large(GraphError::Closed));
+        // A file Graph refused while being attached, and text no request can carry.
+        let attaching = SyncError::Append(AppendError::Attachment {
+            name: "big.bin".into(),
+            size: 40_000_000,
+            source: status(413, "ErrorMessageSizeExceeded"),
+        });
+        assert!(attaching.is_too_large());
+        assert!(SyncError::Append(AppendError::TextTooLarge { size: 5_000_000 }).is_too_large());
+        assert!(!SyncError::Append(AppendError::Unparsable).is_too_large());
     }
 
     #[test]
@@ -268,6 +282,7 @@ mod tests {
         let outcome = CrossError::TooBig {
             uid: 7,
             size: 5_000_000,
+            source: SyncError::Append(AppendError::TextTooLarge { size: 5_000_100 }),
         }
         .into_outcome("COPY failed");
         assert!(!outcome.is_ok());

@@ -326,8 +326,10 @@ pub fn sync_failure(what: &str, error: crate::sync::SyncError) -> Outcome {
             "{what}: the message was deleted in Microsoft 365 meanwhile"
         ))
         .with_atom_code("EXPUNGEISSUED"),
-        crate::sync::SyncError::Graph(e) if e.needs_signin() => {
-            Outcome::no(format!("{what}: {e}")).with_atom_code("UNAVAILABLE")
+        e if e.needs_signin() => Outcome::no(format!("{what}: {e}")).with_atom_code("UNAVAILABLE"),
+        // RFC 4469/7889: [TOOBIG] tells the client that retrying will not help.
+        e if e.is_too_large() => {
+            Outcome::no(format!("{what}: Microsoft 365 refused: {e}")).with_atom_code("TOOBIG")
         }
         other => Outcome::no(format!("{what}: Microsoft 365 refused: {other}")),
     }
