@@ -4,8 +4,10 @@
 //! against the minimum the emulator's limits allow, 429s, and the bridge's peak RSS.
 //!
 //! `cargo bench --bench sync` (release build). Environment: `BENCH_MESSAGES` (default 20000),
-//! `BENCH_FIXTURES` (a folder to keep generated fixtures in between runs).
+//! `BENCH_FIXTURES` (a folder to keep generated fixtures in between runs), `BENCH_METADATA_ONLY`
+//! (set: stop after the metadata sync and the INBOX listing).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -97,13 +99,25 @@ async fn measure(graph: SocketAddr, dir: &Path, messages: usize) -> Result<(), A
     let bridge = Bridge::new(config, store.clone(), secrets)?;
     bridge.signin_device_code(mailbox.id, |_| {}).await?;
     let before = requests(graph).await?;
+    let routes_before = requests_by_route(graph).await?;
 
     let started = Instant::now();
     let client = tokio::spawn(async move { list_inbox(imap).await });
     let running = app::start(bridge, listeners).await?;
     let metadata_done = started.elapsed();
     let metadata_requests = requests(graph).await?.0 - before.0;
+    println!("metadata sync requests by route:");
+    print_routes(&routes_before, &requests_by_route(graph).await?);
     let (inbox_time, listed) = client.await??;
+    if std::env::var_os("BENCH_METADATA_ONLY").is_some() {
+        println!(
+            "metadata sync: {metadata_requests} requests = {:.2} per 1,000 messages, {:.1} s",
+            metadata_requests as f64 * 1000.0 / messages as f64,
+            metadata_done.as_secs_f64()
+        );
+        running.stop().await;
+        return Ok(());
+    }
     let account = mailbox.id;
     loop {
         let p = store
@@ -204,15 +218,43 @@ async fn wait_for(graph: SocketAddr) -> Result<(), AnyError> {
 
 /// Graph requests the emulator counted for the mailbox, and its 429s.
 async fn requests(graph: SocketAddr) -> Result<(u64, u64), AnyError> {
-    let stats: Value = reqwest::get(format!("http://{graph}/_emulator/stats"))
-        .await?
-        .json()
-        .await?;
-    let mailbox = &stats["mailboxes"][MAILBOX];
+    let mailbox = mailbox_stats(graph).await?;
     Ok((
         mailbox["requests"].as_u64().unwrap_or(0),
         mailbox["throttled"].as_u64().unwrap_or(0),
     ))
+}
+
+/// Requests by route (`GET me/mailfolders/{id}/messages/delta`, say), as the emulator counts.
+async fn requests_by_route(graph: SocketAddr) -> Result<BTreeMap<String, u64>, AnyError> {
+    let mailbox = mailbox_stats(graph).await?;
+    Ok(mailbox["requestsByRoute"]
+        .as_object()
+        .map(|routes| {
+            routes
+                .iter()
+                .map(|(route, n)| (route.clone(), n.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn mailbox_stats(graph: SocketAddr) -> Result<Value, AnyError> {
+    let stats: Value = reqwest::get(format!("http://{graph}/_emulator/stats"))
+        .await?
+        .json()
+        .await?;
+    Ok(stats["mailboxes"][MAILBOX].clone())
+}
+
+/// What the metadata sync asked Graph for, route by route.
+fn print_routes(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
+    for (route, n) in after {
+        let added = n - before.get(route).copied().unwrap_or(0);
+        if added > 0 {
+            println!("    {added:>5}  {route}");
+        }
+    }
 }
 
 /// A client that logs in as soon as the bridge answers, SELECTs INBOX and lists it; returns

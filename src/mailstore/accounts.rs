@@ -331,7 +331,8 @@ pub fn has_tokens(conn: &Connection, mailbox_id: i64) -> StoreResult<bool> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncProgress {
     pub folders: u64,
-    /// Folders whose message delta has completed at least once (a deltaLink is stored).
+    /// Folders whose message delta has completed at least once (a deltaLink is stored), or
+    /// that Graph reported empty before they needed a listing.
     pub folders_synced: u64,
     /// Distinct messages known in the account's folders.
     pub messages: u64,
@@ -348,7 +349,8 @@ impl SyncProgress {
 
 pub fn sync_progress(conn: &Connection, account_id: i64) -> StoreResult<SyncProgress> {
     let (folders, folders_synced): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COUNT(delta_link) FROM folders WHERE mailbox_id = ?1",
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE delta_link IS NOT NULL OR empty_unlisted)
+         FROM folders WHERE mailbox_id = ?1",
         [account_id],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;

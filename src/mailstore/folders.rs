@@ -77,6 +77,8 @@ pub struct FolderRecord {
     pub highest_modseq: u64,
     pub delta_link: Option<String>,
     pub subscribed: bool,
+    /// Never listed, because Graph reported it empty (see `set_empty_unlisted`).
+    pub empty_unlisted: bool,
 }
 
 /// What the sync engine knows of a folder from Graph.
@@ -90,7 +92,7 @@ pub struct FolderUpsert {
 }
 
 const COLUMNS: &str = "id, mailbox_id, graph_id, parent_graph_id, display_name, path, special_use,
-    uidvalidity, uidnext, highest_modseq, delta_link, subscribed";
+    uidvalidity, uidnext, highest_modseq, delta_link, subscribed, empty_unlisted";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<FolderRecord> {
     let special: Option<String> = row.get(6)?;
@@ -107,6 +109,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<FolderRecord> {
         highest_modseq: row.get::<_, i64>(9)? as u64,
         delta_link: row.get(10)?,
         subscribed: row.get(11)?,
+        empty_unlisted: row.get(12)?,
     })
 }
 
@@ -228,6 +231,16 @@ pub fn set_delta_link(conn: &Connection, folder_id: i64, link: Option<&str>) -> 
     conn.execute(
         "UPDATE folders SET delta_link = ?2 WHERE id = ?1",
         params![folder_id, link],
+    )?;
+    Ok(())
+}
+
+/// Marks a folder that has no deltaLink as empty in Graph (it then counts as synced without a
+/// listing) or not (it is listed on the next pass).
+pub fn set_empty_unlisted(conn: &Connection, folder_id: i64, empty: bool) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE folders SET empty_unlisted = ?2 WHERE id = ?1",
+        params![folder_id, empty],
     )?;
     Ok(())
 }

@@ -202,6 +202,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX bodies_size ON bodies(mailbox_id, graph_id, size);
     "#,
+    // 7: a folder Graph reported empty before it was ever listed: it counts as synced, and
+    // its first listing waits until Graph reports mail in it.
+    r#"
+    ALTER TABLE folders ADD COLUMN empty_unlisted INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {

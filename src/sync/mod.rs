@@ -94,6 +94,9 @@ pub struct MailboxSync {
     urgent: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Flag changes on their way to Graph, batched when several wait.
     flag_queue: Arc<flag_queue::FlagQueue>,
+    /// When the last full pass finished: the poll loop's first full pass waits its turn
+    /// after a first sync that ran before the loop started.
+    last_full_pass: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// One message's flag change, for [`MailboxSync::store_flags_many`].
@@ -155,6 +158,7 @@ impl MailboxSync {
             push: std::sync::Mutex::new(push::PushState::default()),
             urgent: std::sync::Mutex::new(std::collections::HashSet::new()),
             flag_queue: flag_queue::FlagQueue::new(graph.clone()),
+            last_full_pass: std::sync::Mutex::new(None),
             graph,
         })
     }
@@ -180,16 +184,15 @@ impl MailboxSync {
     /// One full pass: folders, then the message delta of every folder that has anything to
     /// tell.
     ///
-    /// A folder that was listed once, and that Graph now reports with `totalItemCount` 0
-    /// while the store holds none of its messages, is skipped: its delta could only report
-    /// items that came and went between two passes, which leave the store as it is. The
-    /// folder list is read fresh on every pass, so the pass after mail arrives in such a
-    /// folder sees a count above 0 and runs its delta; a folder a client has open is polled
-    /// on the fast schedule whatever its count, and a change notification for it runs its
-    /// delta at once. The stored deltaLink stays: replayed later it reports what arrived
-    /// meanwhile (or, expired, leads to a reconciling listing). A folder never listed is
-    /// listed even when empty: the store counts a folder as synced once it has a deltaLink,
-    /// and progress shown to the admin would otherwise never complete.
+    /// A folder that Graph reports with `totalItemCount` 0 while the store holds none of its
+    /// messages is skipped: its delta could only report items that came and went between two
+    /// passes, which leave the store as it is. The folder list is read fresh on every pass,
+    /// so the pass after mail arrives in such a folder sees a count above 0 and runs its
+    /// delta; a folder a client has open is polled on the fast schedule whatever its count,
+    /// and a change notification for it runs its delta at once. A stored deltaLink stays:
+    /// replayed later it reports what arrived meanwhile (or, expired, leads to a reconciling
+    /// listing). A folder never listed has none: its first listing, once it has mail, reads
+    /// everything in it. Until then it is marked empty, which counts as synced.
     pub async fn sync_once(&self) -> Result<(), SyncError> {
         let _pass = self.pass.lock().await;
         let (folders_changed, counts) = self.sync_folders().await?;
@@ -201,10 +204,17 @@ impl MailboxSync {
         };
         let mut changed = folders_changed;
         for folder in &folders {
-            if folder.delta_link.is_some()
-                && counts.get(&folder.graph_id) == Some(&0)
-                && self.holds_nothing(folder).await?
-            {
+            let empty =
+                counts.get(&folder.graph_id) == Some(&0) && self.holds_nothing(folder).await?;
+            if folder.delta_link.is_none() && folder.empty_unlisted != empty {
+                let folder_id = folder.id;
+                self.store
+                    .call(move |c| {
+                        crate::mailstore::folders::set_empty_unlisted(c, folder_id, empty)
+                    })
+                    .await?;
+            }
+            if empty {
                 continue;
             }
             let outcome = self.sync_folder_messages(folder).await?;
@@ -213,7 +223,27 @@ impl MailboxSync {
         if changed {
             self.announce();
         }
+        *self
+            .last_full_pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
         Ok(())
+    }
+
+    /// Whether a full pass is due: none yet, or the last one `every` ago.
+    fn full_pass_due(&self, every: Duration) -> bool {
+        self.last_full_pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|t| t.elapsed() >= every)
+    }
+
+    /// Whether a full pass has brought the folder tree in at least once.
+    fn folders_known(&self) -> bool {
+        self.last_full_pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// True when the store holds no message of the folder.
@@ -229,10 +259,13 @@ impl MailboxSync {
     /// Polls Graph until `shutdown` fires: folders someone has selected (or is idling in)
     /// every `schedule.hot`, everything every `schedule.full`, then missing bodies.
     pub async fn run(self: Arc<Self>, schedule: PollSchedule, mut shutdown: watch::Receiver<bool>) {
+        // When this loop last started a full pass, whether it worked or not: a failing pass
+        // is retried on the full schedule, not on every wake-up.
         let mut last_full: Option<tokio::time::Instant> = None;
         let mut push: Option<tokio::task::JoinHandle<()>> = None;
         loop {
-            let full_due = last_full.is_none_or(|t| t.elapsed() >= schedule.full);
+            let full_due = self.full_pass_due(schedule.full)
+                && last_full.is_none_or(|t| t.elapsed() >= schedule.full);
             if full_due {
                 last_full = Some(tokio::time::Instant::now());
             }
@@ -251,7 +284,7 @@ impl MailboxSync {
                 Err(e) => tracing::warn!(account = self.account_id, error = %e, "sync failed"),
             }
             // Subscriptions once the folders are known; they live as long as this loop.
-            if push.is_none() && last_full.is_some() && self.push_enabled() {
+            if push.is_none() && self.folders_known() && self.push_enabled() {
                 push = Some(tokio::spawn(self.clone().run_push(shutdown.clone())));
             }
             tokio::select! {
