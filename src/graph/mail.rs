@@ -54,6 +54,16 @@ impl GraphClient {
         ))
     }
 
+    /// The URL that starts a fresh message delta of the folder with a well-known name
+    /// (`inbox`, `sentitems`, …), each message naming its folder (`parentFolderId`): the
+    /// folder's id is learnt from its first message.
+    pub fn delta_start_url_by_name(&self, well_known_name: &str) -> String {
+        self.url(&format!(
+            "/mailFolders/{well_known_name}/messages/delta\
+             ?$select={DELTA_SELECT},parentFolderId&$expand={DELTA_EXPAND}"
+        ))
+    }
+
     /// One delta page; `url` is a start URL, a nextLink or a deltaLink, followed verbatim.
     pub async fn delta_page(&self, url: &str) -> Result<Page<DeltaMessage>, GraphError> {
         self.get_json_prefer(url, &format!("odata.maxpagesize={DELTA_PAGE_SIZE}"))

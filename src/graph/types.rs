@@ -89,6 +89,9 @@ pub struct DeltaMessage {
     pub categories: Option<Vec<String>>,
     #[serde(default)]
     pub single_value_extended_properties: Option<Vec<ExtendedProperty>>,
+    /// Only when asked for (a listing that starts from a well-known name).
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

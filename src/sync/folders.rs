@@ -4,27 +4,36 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{MailboxSync, SyncError};
-use crate::graph::batch::BatchRequest;
-use crate::graph::types::MailFolder;
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::types::{DeltaMessage, MailFolder, Page};
 use crate::mailstore::{folders as stored, FolderUpsert, SpecialUse};
 
 /// IMAP's hierarchy delimiter.
 pub const DELIMITER: char = '/';
 
+/// What a folder pass found besides the folders it stored.
+pub(super) struct FolderPass {
+    /// Whether a folder was added, removed or renamed.
+    pub changed: bool,
+    /// Graph's `totalItemCount` of every folder by Graph id (the pass leaves alone folders
+    /// that are empty on both sides).
+    pub counts: HashMap<String, u32>,
+    /// First listings begun while finding the special folders, by folder Graph id: each is
+    /// the page that named its folder, to be carried on by the folder's message sync (a
+    /// caller that drops them leaves those folders to a fresh listing).
+    pub started: HashMap<String, Page<DeltaMessage>>,
+}
+
 impl MailboxSync {
-    /// Brings the store's folders in line with Graph's. Returns whether anything changed, and
-    /// Graph's `totalItemCount` of every folder by Graph id (the pass uses it to leave alone
-    /// folders that are empty on both sides).
-    pub(super) async fn sync_folders(&self) -> Result<(bool, HashMap<String, u32>), SyncError> {
+    /// Brings the store's folders in line with Graph's; see [`FolderPass`] for what it returns.
+    pub(super) async fn sync_folders(&self) -> Result<FolderPass, SyncError> {
         let graph_folders = self.graph.folder_tree().await?;
-        let roles = self.well_known_ids().await?;
         let visible = visible_folders(graph_folders);
+        let roles = self.roles(&visible).await?;
         let counts = visible
             .iter()
             .map(|f| (f.id.clone(), f.total_item_count))
             .collect();
-        let upserts = folder_upserts(&visible, &roles);
+        let upserts = folder_upserts(&visible, &roles.by_folder);
         let account = self.account_id;
         let changed = self
             .store
@@ -45,75 +54,11 @@ impl MailboxSync {
                         .any(|(a, b)| a.graph_id != b.graph_id || a.path != b.path))
             })
             .await?;
-        Ok((changed, counts))
-    }
-
-    /// Graph id → role of the well-known folders this mailbox has. v1.0 has no
-    /// `wellKnownName` on folders, so a role's id is learnt by asking for the folder by its
-    /// well-known name — once: folder ids are stable, and the store keeps each role with its
-    /// folder, so after a restart only roles the store does not know yet are asked for, all in
-    /// one `$batch`. A role Graph answers 404 for is remembered as absent until the restart.
-    async fn well_known_ids(&self) -> Result<HashMap<String, SpecialUse>, SyncError> {
-        let mut cache = self.well_known.lock().await;
-        if cache.is_none() {
-            let account = self.account_id;
-            let stored_roles = self
-                .store
-                .call(move |c| stored::list_folders(c, account))
-                .await?;
-            let mut found: HashMap<String, String> = stored_roles
-                .into_iter()
-                .filter_map(|f| {
-                    f.special_use
-                        .map(|r| (r.well_known_name().to_string(), f.graph_id))
-                })
-                .collect();
-            let missing: Vec<SpecialUse> = SpecialUse::ALL
-                .iter()
-                .copied()
-                .filter(|r| !found.contains_key(r.well_known_name()))
-                .collect();
-            found.extend(self.look_up_roles(&missing).await?);
-            *cache = Some(found);
-        }
-        let by_name = cache.as_ref().cloned().unwrap_or_default();
-        Ok(SpecialUse::ALL
-            .iter()
-            .filter_map(|role| {
-                by_name
-                    .get(role.well_known_name())
-                    .map(|id| (id.clone(), *role))
-            })
-            .collect())
-    }
-
-    /// Asks Graph for the folders of these roles in one `$batch`; well-known name → id of
-    /// those the mailbox has. Each lookup still counts against the budget on its own.
-    async fn look_up_roles(
-        &self,
-        roles: &[SpecialUse],
-    ) -> Result<HashMap<String, String>, SyncError> {
-        let mut found = HashMap::new();
-        if roles.is_empty() {
-            return Ok(found);
-        }
-        let requests: Vec<BatchRequest> = roles
-            .iter()
-            .map(|r| BatchRequest::get(GraphClient::well_known_path(r.well_known_name())))
-            .collect();
-        let results = self.graph.batch(&requests).await?;
-        for (role, result) in roles.iter().zip(results) {
-            match result {
-                Ok(bytes) => {
-                    let folder: MailFolder = serde_json::from_slice(&bytes)
-                        .map_err(|e| GraphError::Decode(e.to_string()))?;
-                    found.insert(role.well_known_name().to_string(), folder.id);
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(found)
+        Ok(FolderPass {
+            changed,
+            counts,
+            started: roles.started,
+        })
     }
 }
 

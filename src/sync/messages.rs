@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{MailboxSync, SyncError};
-use crate::graph::types::{DeltaMessage, ICON_INDEX, LAST_VERB, MESSAGE_SIZE};
+use crate::graph::types::{DeltaMessage, Page, ICON_INDEX, LAST_VERB, MESSAGE_SIZE};
 use crate::mailstore::{folders as stored_folders, messages as stored, ApplyOutcome};
 use crate::mailstore::{Flags, FolderRecord, MessageUpsert};
 
@@ -27,7 +27,7 @@ impl MailboxSync {
             .clone()
             .filter(|link| self.graph.is_own_url(link));
         if let Some(link) = link {
-            match self.run_delta(folder, link, None).await {
+            match self.run_delta(folder, link, None, None).await {
                 Err(SyncError::Graph(e)) if e.is_sync_state_lost() => {
                     tracing::info!(folder = %folder.path, "delta token expired, reconciling");
                 }
@@ -39,7 +39,10 @@ impl MailboxSync {
         loop {
             attempt += 1;
             let start = self.graph.delta_start_url(&folder.graph_id);
-            match self.run_delta(folder, start, Some(HashSet::new())).await {
+            match self
+                .run_delta(folder, start, Some(HashSet::new()), None)
+                .await
+            {
                 Err(SyncError::Graph(e)) if e.is_sync_state_lost() && attempt < FRESH_ATTEMPTS => {
                     tracing::info!(folder = %folder.path, "listing lost its state, starting over");
                 }
@@ -48,17 +51,45 @@ impl MailboxSync {
         }
     }
 
-    /// Follows nextLinks to the deltaLink, applying each page in one transaction. With
-    /// `seen`, this is a full listing: messages not listed are removed at the end.
+    /// Carries on a fresh listing of the folder begun elsewhere (by well-known name, while
+    /// the folder's role was found) from the page it had reached. Should that listing lose
+    /// its state, the folder is listed afresh.
+    pub(super) async fn continue_listing(
+        &self,
+        folder: &FolderRecord,
+        page: Page<DeltaMessage>,
+    ) -> Result<ApplyOutcome, SyncError> {
+        match self
+            .run_delta(folder, String::new(), Some(HashSet::new()), Some(page))
+            .await
+        {
+            Err(SyncError::Graph(e)) if e.is_sync_state_lost() => {
+                let fresh = FolderRecord {
+                    delta_link: None,
+                    ..folder.clone()
+                };
+                self.sync_folder_messages(&fresh).await
+            }
+            other => other,
+        }
+    }
+
+    /// Follows nextLinks to the deltaLink, applying each page in one transaction; `first`,
+    /// when given, is the page at hand (then `url` is not asked for). With `seen`, this is a
+    /// full listing: messages not listed are removed at the end.
     async fn run_delta(
         &self,
         folder: &FolderRecord,
         mut url: String,
         mut seen: Option<HashSet<String>>,
+        mut first: Option<Page<DeltaMessage>>,
     ) -> Result<ApplyOutcome, SyncError> {
         let mut total = ApplyOutcome::default();
         loop {
-            let page = self.graph.delta_page(&url).await?;
+            let page = match first.take() {
+                Some(page) => page,
+                None => self.graph.delta_page(&url).await?,
+            };
             let (upserts, removed) = split_page(page.value);
             if let Some(seen) = seen.as_mut() {
                 seen.extend(upserts.iter().map(|m| m.graph_id.clone()));

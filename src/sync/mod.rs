@@ -12,6 +12,7 @@ mod folders;
 pub mod foreground;
 mod messages;
 pub mod push;
+mod roles;
 mod writes;
 
 use std::collections::HashMap;
@@ -195,17 +196,22 @@ impl MailboxSync {
     /// everything in it. Until then it is marked empty, which counts as synced.
     pub async fn sync_once(&self) -> Result<(), SyncError> {
         let _pass = self.pass.lock().await;
-        let (folders_changed, counts) = self.sync_folders().await?;
+        let mut pass = self.sync_folders().await?;
         let folders = {
             let account = self.account_id;
             self.store
                 .call(move |c| crate::mailstore::folders::list_folders(c, account))
                 .await?
         };
-        let mut changed = folders_changed;
+        let mut changed = pass.changed;
         for folder in &folders {
+            if let Some(page) = pass.started.remove(&folder.graph_id) {
+                let outcome = self.continue_listing(folder, page).await?;
+                changed |= !outcome.is_empty();
+                continue;
+            }
             let empty =
-                counts.get(&folder.graph_id) == Some(&0) && self.holds_nothing(folder).await?;
+                pass.counts.get(&folder.graph_id) == Some(&0) && self.holds_nothing(folder).await?;
             if folder.delta_link.is_none() && folder.empty_unlisted != empty {
                 let folder_id = folder.id;
                 self.store
