@@ -197,32 +197,11 @@ pub fn attachments(raw: &[u8]) -> Vec<MimeAttachment> {
                 content_type,
                 content_id: p.content_id().map(str::to_string),
                 is_inline: is_inline(p),
-                bytes: file_bytes(&msg, p),
+                // The file's bytes as attached: Graph's `contentBytes` and `size` are the file's.
+                bytes: crate::rfc822::part_bytes(&msg, p),
             }
         })
         .collect()
-}
-
-/// An attachment's bytes as they were attached: Graph's `contentBytes` and `size` are the
-/// file's. mail_parser converts a text part from its charset to UTF-8 (lossily for bytes that
-/// are not text), so such a part is read from the raw MIME with only its transfer encoding
-/// undone.
-fn file_bytes(msg: &mail_parser::Message<'_>, p: &mail_parser::MessagePart<'_>) -> Vec<u8> {
-    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
-    use mail_parser::{Encoding, PartType};
-    if !matches!(p.body, PartType::Text(_) | PartType::Html(_)) {
-        return p.contents().to_vec();
-    }
-    let body = msg
-        .raw_message
-        .get(p.offset_body as usize..p.offset_end as usize)
-        .unwrap_or_default();
-    let decoded = match p.encoding {
-        Encoding::Base64 => base64_decode(body),
-        Encoding::QuotedPrintable => quoted_printable_decode(body),
-        Encoding::None => Some(body.to_vec()),
-    };
-    decoded.unwrap_or_else(|| p.contents().to_vec())
 }
 
 /// Crude HTML to text for `Prefer: outlook.body-content-type="text"` and previews.

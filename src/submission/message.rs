@@ -165,7 +165,7 @@ fn attachment_of(message: &Message<'_>, index: usize) -> Attachment {
             .get(part.offset_body as usize..part.offset_end as usize)
             .unwrap_or_default()
             .to_vec(),
-        _ => part.contents().to_vec(),
+        _ => crate::rfc822::part_bytes(message, part),
     };
     Attachment {
         name: part
@@ -402,7 +402,7 @@ fn inline_parts(message: &Message<'_>) -> Vec<(String, String, Vec<u8>)> {
             let cid = part.content_id()?.trim_matches(['<', '>']).to_string();
             let ct = part.content_type()?;
             let ct = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("octet-stream"));
-            Some((ct, cid, part.contents().to_vec()))
+            Some((ct, cid, crate::rfc822::part_bytes(message, part)))
         })
         .collect()
 }

@@ -277,30 +277,9 @@ fn attachments(message: &mail_parser::Message<'_>) -> Vec<Attachment> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into()),
             content_id: part.content_id().map(str::to_string),
-            bytes: file_bytes(message, part),
+            bytes: crate::rfc822::part_bytes(message, part),
         })
         .collect()
-}
-
-/// A file's bytes as the client sent them. mail_parser hands a text part out converted from
-/// its charset to UTF-8 (lossily, for bytes that are not text in that charset), so such a
-/// part is taken from the raw message and only its transfer encoding undone.
-fn file_bytes(message: &mail_parser::Message<'_>, part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
-    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
-    use mail_parser::{Encoding, PartType};
-    if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
-        return part.contents().to_vec();
-    }
-    let raw = message
-        .raw_message
-        .get(part.offset_body as usize..part.offset_end as usize)
-        .unwrap_or_default();
-    let decoded = match part.encoding {
-        Encoding::Base64 => base64_decode(raw),
-        Encoding::QuotedPrintable => quoted_printable_decode(raw),
-        Encoding::None => Some(raw.to_vec()),
-    };
-    decoded.unwrap_or_else(|| part.contents().to_vec())
 }
 
 /// The length of `value` as serde_json writes it (as reqwest sends it), without keeping it.

@@ -110,27 +110,23 @@ pub async fn fetch(
                 Ok(()) => {}
                 Err(FetchFailure::Gone) => failures += 1,
                 Err(FetchFailure::UnknownCte) => {
-                    session.pending.push(Untagged::Raw(block));
+                    push_block(&mut session.pending, block);
                     return Outcome::no(
                         "A part has a content transfer encoding this server cannot decode",
                     )
                     .with_atom_code("UNKNOWN-CTE");
                 }
                 Err(FetchFailure::Other(text)) => {
-                    session.pending.push(Untagged::Raw(block));
+                    push_block(&mut session.pending, block);
                     return Outcome::no(text);
                 }
             }
             if block.len() >= BLOCK_BYTES {
-                session
-                    .pending
-                    .push(Untagged::Raw(std::mem::take(&mut block)));
+                push_block(&mut session.pending, std::mem::take(&mut block));
             }
         }
     }
-    if !block.is_empty() {
-        session.pending.push(Untagged::Raw(block));
-    }
+    push_block(&mut session.pending, block);
     match selected.refresh(false).await {
         Ok(updates) => session.pending.extend(updates.into_iter().map(Into::into)),
         Err(e) => tracing::warn!(error = %e, "refresh after FETCH failed"),
@@ -141,6 +137,13 @@ pub async fn fetch(
         ));
     }
     Outcome::ok("FETCH completed")
+}
+
+/// Queues the responses written so far, if any.
+fn push_block(pending: &mut Vec<Untagged>, block: Vec<u8>) {
+    if !block.is_empty() {
+        pending.push(Untagged::Raw(block));
+    }
 }
 
 pub(super) enum FetchFailure {
