@@ -7,18 +7,7 @@ use common::Imap;
 use graphbridge::demo::{self, DemoOptions, RunningEmulator, DEMO_PASSWORD, DEMO_USER};
 
 async fn uid_state(addr: std::net::SocketAddr) -> (String, Vec<String>) {
-    let mut imap = Imap::login(addr, DEMO_USER, DEMO_PASSWORD).await;
-    let select = imap.cmd("EXAMINE INBOX").await;
-    select.assert_ok();
-    let validity = select
-        .find("[UIDVALIDITY ")
-        .and_then(|l| l.split("[UIDVALIDITY ").nth(1))
-        .and_then(|r| r.split(']').next())
-        .expect("UIDVALIDITY")
-        .to_string();
-    let fetch = imap.cmd("UID FETCH 1:* (UID)").await;
-    fetch.assert_ok();
-    (validity, fetch.untagged.clone())
+    uid_state_of(addr, "INBOX").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,55 +228,46 @@ impl GraphPeek {
 
     /// Display names of every folder, through folder delta.
     pub async fn folder_names(&self) -> Vec<String> {
-        let mut url = format!("{}/me/mailFolders/delta", self.base);
-        let mut names = Vec::new();
-        loop {
-            let page: serde_json::Value = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .expect("folder delta")
-                .json()
-                .await
-                .expect("folder delta JSON");
-            for folder in page["value"].as_array().cloned().unwrap_or_default() {
-                if let Some(name) = folder["displayName"].as_str() {
-                    names.push(name.to_string());
-                }
-            }
-            match page["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
-                None => return names,
-            }
-        }
+        let url = format!("{}/me/mailFolders/delta", self.base);
+        all_pages(&self.http, &self.token, url)
+            .await
+            .iter()
+            .filter_map(|folder| folder["displayName"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// Every message of a folder with the selected fields, through a fresh delta.
     pub async fn folder_messages(&self, folder: &str, select: &str) -> Vec<serde_json::Value> {
-        let mut url = format!(
+        let url = format!(
             "{}/me/mailFolders/{folder}/messages/delta?$select={select}",
             self.base
         );
-        let mut items = Vec::new();
-        loop {
-            let page: serde_json::Value = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.token)
-                .header("Prefer", "IdType=\"ImmutableId\"")
-                .send()
-                .await
-                .expect("delta")
-                .json()
-                .await
-                .expect("delta JSON");
-            items.extend(page["value"].as_array().cloned().unwrap_or_default());
-            match page["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
-                None => return items,
-            }
+        all_pages(&self.http, &self.token, url).await
+    }
+}
+
+/// Every item of a Graph collection: `url`'s page and the pages its nextLinks lead to.
+pub async fn all_pages(
+    http: &reqwest::Client,
+    token: &str,
+    mut url: String,
+) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    loop {
+        let page: serde_json::Value = http
+            .get(&url)
+            .bearer_auth(token)
+            .header("Prefer", "IdType=\"ImmutableId\"")
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list JSON");
+        items.extend(page["value"].as_array().cloned().unwrap_or_default());
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => return items,
         }
     }
 }

@@ -109,29 +109,11 @@ impl Outlook {
 
     /// Messages of a folder (well-known name), with subject, from, attachments flag, id.
     pub async fn messages(&self, folder: &str) -> Vec<serde_json::Value> {
-        let mut url = format!(
+        let url = format!(
             "http://{}/v1.0/me/mailFolders/{folder}/messages?$top=200&$select=id,subject,from,hasAttachments,isDraft,internetMessageId",
             self.graph
         );
-        let mut all = Vec::new();
-        loop {
-            let page: serde_json::Value = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.token)
-                .header("Prefer", "IdType=\"ImmutableId\"")
-                .send()
-                .await
-                .expect("list")
-                .json()
-                .await
-                .expect("list JSON");
-            all.extend(page["value"].as_array().cloned().unwrap_or_default());
-            match page["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
-                None => return all,
-            }
-        }
+        crate::common::all_pages(&self.http, &self.token, url).await
     }
 
     pub async fn with_subject(&self, folder: &str, subject: &str) -> Vec<serde_json::Value> {
