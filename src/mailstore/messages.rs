@@ -308,6 +308,16 @@ pub fn put_body(
     Ok(())
 }
 
+/// Drops a stored body: only for an item that never came to be (an APPEND that failed after
+/// Graph had created it); a body of a message that exists is never dropped.
+pub fn forget_body(conn: &Connection, mailbox_id: i64, graph_id: &str) -> StoreResult<()> {
+    conn.execute(
+        "DELETE FROM bodies WHERE mailbox_id = ?1 AND graph_id = ?2",
+        params![mailbox_id, graph_id],
+    )?;
+    Ok(())
+}
+
 pub fn get_body(
     conn: &Connection,
     mailbox_id: i64,

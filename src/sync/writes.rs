@@ -163,23 +163,33 @@ impl MailboxSync {
                     .await?
             }
         };
-        if let Err(e) = self
-            .complete_created(&created.id, &plan, flags, keywords)
-            .await
-        {
-            // The store never learnt of the item: take it back out of Graph too, so a failed
-            // APPEND (or cross-mailbox COPY) leaves nothing behind.
-            if let Err(undo) = self.graph.delete_message(&created.id, true).await {
-                tracing::warn!(error = %undo, "cannot remove a half-created message");
-            }
-            return Err(e);
-        }
+        // The client's bytes are stored before anything else can happen to the new item: a
+        // delta pass that meets it while its attachments are still being added (a large
+        // message takes a while) must not fetch and keep Graph's rendering in their place.
         let graph_id = created.id.clone();
         let account = self.account_id;
         let bytes = raw.to_vec();
         self.store
             .call(move |c| stored::put_body(c, account, &graph_id, &bytes, BodyOrigin::Bridge))
             .await?;
+        if let Err(e) = self
+            .complete_created(&created.id, &plan, flags, keywords)
+            .await
+        {
+            // Take the item back out of Graph, so a failed APPEND (or cross-mailbox COPY)
+            // leaves nothing behind; a delta that listed it meanwhile expunges it next time.
+            // Should that fail, the item stays, and so do the bytes it was made from.
+            match self.graph.delete_message(&created.id, true).await {
+                Ok(()) => {
+                    let graph_id = created.id.clone();
+                    self.store
+                        .call(move |c| stored::forget_body(c, account, &graph_id))
+                        .await?;
+                }
+                Err(undo) => tracing::warn!(error = %undo, "cannot remove a half-created message"),
+            }
+            return Err(e);
+        }
         let upsert = MessageUpsert {
             size_estimate: Some(raw.len() as i64),
             graph_id: created.id,
