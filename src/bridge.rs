@@ -129,15 +129,7 @@ impl Bridge {
         {
             return Ok((existing.clone(), false));
         }
-        let (record, stored) = self
-            .store
-            .call(move |c| {
-                Ok((
-                    accounts::mailbox_by_id(c, account_id)?,
-                    accounts::load_tokens(c, account_id)?,
-                ))
-            })
-            .await?;
+        let (record, stored) = self.stored_signin(account_id).await?;
         let Some(stored) = stored else {
             return Err(BridgeError::NotSignedIn(record.address));
         };
@@ -196,15 +188,7 @@ impl Bridge {
     /// Whether Microsoft still takes the account's stored sign-in: the refresh token is used
     /// once and the rotated tokens stored. False when there is none or Microsoft refused it.
     pub async fn stored_signin_works(&self, account_id: i64) -> Result<bool, BridgeError> {
-        let (record, stored) = self
-            .store
-            .call(move |c| {
-                Ok((
-                    accounts::mailbox_by_id(c, account_id)?,
-                    accounts::load_tokens(c, account_id)?,
-                ))
-            })
-            .await?;
+        let (record, stored) = self.stored_signin(account_id).await?;
         let Some(tokens) = stored.as_ref().and_then(|s| self.unseal_tokens(s)) else {
             return Ok(false);
         };
@@ -308,6 +292,22 @@ impl Bridge {
             })
             .await?;
         Ok(())
+    }
+
+    /// The account's record and its sealed tokens, if it has any.
+    async fn stored_signin(
+        &self,
+        account_id: i64,
+    ) -> Result<(MailboxRecord, Option<StoredTokens>), BridgeError> {
+        Ok(self
+            .store
+            .call(move |c| {
+                Ok((
+                    accounts::mailbox_by_id(c, account_id)?,
+                    accounts::load_tokens(c, account_id)?,
+                ))
+            })
+            .await?)
     }
 
     fn unseal_tokens(&self, stored: &StoredTokens) -> Option<TokenSet> {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Imap;
-use graphbridge::demo::{self, DemoOptions, RunningEmulator, DEMO_PASSWORD, DEMO_USER};
+use graphbridge::demo::{self, RunningEmulator, DEMO_PASSWORD, DEMO_USER};
 
 async fn uid_state(addr: std::net::SocketAddr) -> (String, Vec<String>) {
     uid_state_of(addr, "INBOX").await
@@ -12,14 +12,7 @@ async fn uid_state(addr: std::net::SocketAddr) -> (String, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uids_and_uidvalidity_survive_a_restart() {
-    let mut options = DemoOptions {
-        imap_port: 0,
-        smtp_port: 0,
-        http_port: 0,
-        poll_interval_secs: 1,
-        ..DemoOptions::default()
-    };
-    options.emulator.port = 0;
+    let options = common::demo_options(None);
     let graph = RunningEmulator::start(&options.emulator)
         .await
         .expect("emulator");
@@ -49,15 +42,7 @@ async fn uids_and_uidvalidity_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_with_a_data_folder_continues_where_it_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = DemoOptions {
-        imap_port: 0,
-        smtp_port: 0,
-        http_port: 0,
-        poll_interval_secs: 1,
-        data_dir: Some(dir.path().to_path_buf()),
-        ..DemoOptions::default()
-    };
-    options.emulator.port = 0;
+    let options = common::demo_options(Some(dir.path().to_path_buf()));
     let message = "From: a@example.test\r\nSubject: kept\r\n\r\nStill here.\r\n";
 
     let first = demo::start(options.clone()).await.expect("demo");
@@ -148,15 +133,7 @@ async fn a_mailbox_signed_in_while_running_is_picked_up_by_its_first_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_whose_emulated_tenant_was_lost_signs_in_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = DemoOptions {
-        imap_port: 0,
-        smtp_port: 0,
-        http_port: 0,
-        poll_interval_secs: 1,
-        data_dir: Some(dir.path().to_path_buf()),
-        ..DemoOptions::default()
-    };
-    options.emulator.port = 0;
+    let options = common::demo_options(Some(dir.path().to_path_buf()));
     let first = demo::start(options.clone()).await.expect("demo");
     let before = uid_state_of(first.running.imap, "INBOX").await;
     first.stop().await;
