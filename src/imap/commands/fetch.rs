@@ -16,7 +16,7 @@ use imap_next::imap_types::sequence::SequenceSet;
 
 use super::condstore::{enable_condstore, vanished_earlier};
 use super::fetch_bodies::{
-    body_chunks, cached, is_structure_item, load_body, needs_body, stored_bodies,
+    body_chunks, is_structure_item, load_body, needs_body, stored_bodies, with_structures, Target,
 };
 use super::Outcome;
 use crate::imap::fetch::response::FetchResponse;
@@ -73,8 +73,8 @@ pub async fn fetch(
     let Some(selected) = session.selected.as_mut() else {
         return Outcome::bad("No mailbox selected");
     };
-    let mut targets = selected.resolve(&set, uid);
-    if targets.is_empty() && !uid {
+    let mut resolved = selected.resolve(&set, uid);
+    if resolved.is_empty() && !uid {
         return Outcome::bad("No messages in that sequence set");
     }
     if let Some(since) = changed_since {
@@ -90,19 +90,19 @@ pub async fn fetch(
                 Err(e) => return Outcome::no(format!("Cannot read the expunged messages: {e}")),
             }
         }
-        targets.retain(|&(_, index)| selected.messages[index].modseq > since);
+        resolved.retain(|&(_, index)| selected.messages[index].modseq > since);
     }
     let bridge = session.bridge.clone();
     let cache = &bridge.structures;
     let mut failures = 0;
     let mut block = Vec::new();
-    for chunk in body_chunks(selected, cache, &targets, &names) {
-        let mut stored = stored_bodies(selected, cache, chunk, &names).await;
-        for &(seq, index) in chunk {
-            let preloaded = stored.remove(&selected.messages[index].graph_id);
+    let targets = with_structures(selected, cache, &resolved, &names);
+    for chunk in body_chunks(selected, &targets, &names) {
+        let mut stored = stored_bodies(selected, chunk, &names).await;
+        for target in chunk {
+            let preloaded = stored.remove(&selected.messages[target.index].graph_id);
             let start = block.len();
-            let written =
-                fetch_one(selected, cache, seq, index, &names, preloaded, &mut block).await;
+            let written = fetch_one(selected, cache, target, &names, preloaded, &mut block).await;
             if written.is_err() {
                 block.truncate(start);
             }
@@ -158,13 +158,13 @@ pub(super) enum FetchFailure {
 async fn fetch_one(
     selected: &mut Selected,
     cache: &StructureCache,
-    seq: NonZeroU32,
-    index: usize,
+    target: &Target,
     names: &[MessageDataItemName<'static>],
     preloaded: Option<CompressedBody>,
     out: &mut Vec<u8>,
 ) -> Result<(), FetchFailure> {
-    let mut structure = cached(selected, cache, names, &selected.messages[index]);
+    let (seq, index) = (target.seq, target.index);
+    let mut structure = target.structure.clone();
     let raw = match preloaded {
         _ if !needs_body(names, &selected.messages[index], structure.is_some()) => None,
         Some(body) => Some(

@@ -19,27 +19,55 @@ use crate::sync::SyncError;
 const BODIES_PER_READ: usize = 256;
 const BYTES_PER_READ: u64 = 8 << 20;
 
+/// One message a FETCH answers for, with its cached structure (looked up once).
+pub(super) struct Target {
+    pub seq: NonZeroU32,
+    /// Its place in the session's view of the folder.
+    pub index: usize,
+    /// ENVELOPE/BODY/BODYSTRUCTURE when the FETCH asks for one and they are cached.
+    pub structure: Option<Arc<Structure>>,
+}
+
+impl Target {
+    fn needs_body(&self, selected: &Selected, names: &[MessageDataItemName<'_>]) -> bool {
+        needs_body(
+            names,
+            &selected.messages[self.index],
+            self.structure.is_some(),
+        )
+    }
+}
+
+/// The messages `resolved` names, each with its cached structure.
+pub(super) fn with_structures(
+    selected: &Selected,
+    cache: &StructureCache,
+    resolved: &[(NonZeroU32, usize)],
+    names: &[MessageDataItemName<'static>],
+) -> Vec<Target> {
+    resolved
+        .iter()
+        .map(|&(seq, index)| Target {
+            seq,
+            index,
+            structure: cached(selected, cache, names, &selected.messages[index]),
+        })
+        .collect()
+}
+
 /// `targets` cut into runs whose stored bodies are read together.
 pub(super) fn body_chunks<'t>(
     selected: &Selected,
-    cache: &StructureCache,
-    targets: &'t [(NonZeroU32, usize)],
+    targets: &'t [Target],
     names: &[MessageDataItemName<'static>],
-) -> Vec<&'t [(NonZeroU32, usize)]> {
-    if !targets.iter().any(|&(_, index)| {
-        let message = &selected.messages[index];
-        needs_body(
-            names,
-            message,
-            cached(selected, cache, names, message).is_some(),
-        )
-    }) {
+) -> Vec<&'t [Target]> {
+    if !targets.iter().any(|t| t.needs_body(selected, names)) {
         return vec![targets];
     }
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (at, &(_, index)) in targets.iter().enumerate() {
-        bytes += selected.messages[index].size.unwrap_or(0);
+    for (at, target) in targets.iter().enumerate() {
+        bytes += selected.messages[target.index].size.unwrap_or(0);
         if at + 1 - start >= BODIES_PER_READ || bytes >= BYTES_PER_READ {
             chunks.push(&targets[start..=at]);
             (start, bytes) = (at + 1, 0);
@@ -55,17 +83,13 @@ pub(super) fn body_chunks<'t>(
 /// not stored yet is missing here and fetched from Graph on its own.
 pub(super) async fn stored_bodies(
     selected: &Selected,
-    cache: &StructureCache,
-    chunk: &[(NonZeroU32, usize)],
+    chunk: &[Target],
     names: &[MessageDataItemName<'static>],
 ) -> HashMap<String, CompressedBody> {
     let graph_ids: Vec<String> = chunk
         .iter()
-        .map(|&(_, index)| &selected.messages[index])
-        .filter(|m| {
-            m.size.is_some() && needs_body(names, m, cached(selected, cache, names, m).is_some())
-        })
-        .map(|m| m.graph_id.clone())
+        .filter(|t| selected.messages[t.index].size.is_some() && t.needs_body(selected, names))
+        .map(|t| selected.messages[t.index].graph_id.clone())
         .collect();
     if graph_ids.is_empty() {
         return HashMap::new();
@@ -84,7 +108,7 @@ pub(super) async fn stored_bodies(
 }
 
 /// The cached structure of `message`, when the FETCH asks for a structure item.
-pub(super) fn cached(
+fn cached(
     selected: &Selected,
     cache: &StructureCache,
     names: &[MessageDataItemName<'static>],
