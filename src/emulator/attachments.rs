@@ -288,6 +288,11 @@ pub async fn put_chunk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The upload host fails now and then like Graph itself (`--error-rate`), before taking
+    // the chunk.
+    if let Some(fault) = super::faults::inject(shared.faults()).await {
+        return fault;
+    }
     let Some((start, end, total)) = parse_range(&headers) else {
         return GraphError::bad_request("A Content-Range header 'bytes a-b/total' is required.")
             .into_response();

@@ -484,24 +484,65 @@ impl GraphClient {
         let total = bytes.len();
         for (index, chunk) in bytes.chunks(UPLOAD_CHUNK).enumerate() {
             let start = index * UPLOAD_CHUNK;
-            let end = start + chunk.len() - 1;
-            // Held until the answer is in, like a request's place in the request budget.
-            let _quota = self.uploads.spend(1).await;
-            let response = http
-                .put(&upload_url)
-                .header("Content-Range", format!("bytes {start}-{end}/{total}"))
-                .body(chunk.to_vec())
-                .send()
-                .await?;
-            let status = response.status();
-            if !status.is_success() {
-                let body = response.bytes().await.unwrap_or_default();
-                return Err(super::client::status_error(status, &body));
-            }
+            let range = format!("bytes {start}-{}/{total}", start + chunk.len() - 1);
+            self.put_chunk(&http, &upload_url, &range, chunk).await?;
         }
         Ok(())
     }
+
+    /// PUTs one chunk of an upload session. A throttled or unavailable answer means the
+    /// chunk was not taken: it is sent again after `Retry-After` (or a backoff), unless that
+    /// wait is long (the upload quota, say), when the caller is better told at once. A
+    /// connection lost before the answer is not retried: the chunk may have been taken, and
+    /// sending it again would not fit the session's next expected range.
+    async fn put_chunk(
+        &self,
+        http: &reqwest::Client,
+        upload_url: &str,
+        range: &str,
+        chunk: &[u8],
+    ) -> Result<(), GraphError> {
+        use super::client::{backoff, is_transient, parse_retry_after, status_error};
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (status, retry_after, body) = {
+                // Held until the answer is in, like a request's place in the request budget.
+                let _quota = self.uploads.spend(1).await;
+                let response = http
+                    .put(upload_url)
+                    .header("Content-Range", range)
+                    .body(chunk.to_vec())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                (
+                    status,
+                    retry_after,
+                    response.bytes().await.unwrap_or_default(),
+                )
+            };
+            if status.is_success() {
+                return Ok(());
+            }
+            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+            if !is_transient(status) || attempt >= CHUNK_ATTEMPTS || wait > CHUNK_MAX_WAIT {
+                return Err(status_error(status, &body));
+            }
+            tracing::debug!(%status, attempt, "upload chunk refused, sending it again");
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
+
+/// Attempts at one upload chunk, and the longest wait between two worth making.
+const CHUNK_ATTEMPTS: u32 = 5;
+const CHUNK_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn created_id(bytes: &[u8]) -> Result<String, GraphError> {
     let value: serde_json::Value =
@@ -533,4 +574,100 @@ fn tagged(m: &serde_json::Value, tag: &str) -> Option<TaggedMessage> {
             .map(str::to_string),
         internet_message_id: m["internetMessageId"].as_str().map(str::to_string),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::graph::budget::RequestBudget;
+    use crate::graph::oauth::{OAuthClient, TokenSet};
+
+    fn client() -> GraphClient {
+        let http = crate::graph::http_client().expect("http client");
+        let oauth = OAuthClient::new(http.clone(), &crate::config::GraphConfig::default());
+        let tokens = TokenSet {
+            access_token: "token".into(),
+            refresh_token: "refresh".into(),
+            expires_at: i64::MAX / 2,
+        };
+        GraphClient::new(
+            http,
+            "http://127.0.0.1:9/v1.0",
+            oauth,
+            tokens,
+            Arc::new(|_| Ok(())),
+            4,
+            RequestBudget::new(100, Duration::from_secs(60)),
+        )
+    }
+
+    /// An upload URL whose answers are `answers` in turn (then 200); returns it and a count
+    /// of the PUTs it received.
+    async fn upload_host(
+        answers: Vec<(StatusCode, Option<&'static str>)>,
+    ) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let answers = Arc::new(answers);
+        let app = axum::Router::new().route(
+            "/upload",
+            axum::routing::put(move || {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let answers = answers.clone();
+                async move {
+                    match answers.get(n) {
+                        Some((status, Some(retry))) => {
+                            (*status, [("Retry-After", *retry)], "{}").into_response()
+                        }
+                        Some((status, None)) => (*status, "{}").into_response(),
+                        None => (StatusCode::OK, "{}").into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/upload", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn a_refused_chunk_is_sent_again_after_retry_after() {
+        let (url, calls) = upload_host(vec![
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
+            (StatusCode::TOO_MANY_REQUESTS, Some("0")),
+        ])
+        .await;
+        let graph = client();
+        let result = graph
+            .put_chunk(&graph.http, &url, "bytes 0-2/3", b"abc")
+            .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_long_wait_or_a_real_refusal_is_reported_at_once() {
+        for answer in [
+            (StatusCode::TOO_MANY_REQUESTS, Some("300")),
+            (StatusCode::RANGE_NOT_SATISFIABLE, None),
+        ] {
+            let (url, calls) = upload_host(vec![answer]).await;
+            let graph = client();
+            let result = graph
+                .put_chunk(&graph.http, &url, "bytes 0-2/3", b"abc")
+                .await;
+            assert!(result.is_err(), "{answer:?}");
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{answer:?}");
+        }
+    }
 }
