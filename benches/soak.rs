@@ -987,12 +987,25 @@ async fn run(settings: Settings) -> Result<usize, AnyError> {
         sent.confirmed.extend(s.confirmed);
         sent.uncertain.extend(s.uncertain);
     }
-    // Messages that met a fault wait out their retry backoff (30 s, doubling): the outbox
-    // may take minutes to drain. Bounded: ten minutes at most.
+    // The outbox sends at most 30 messages a minute (Exchange's limit), and messages that met
+    // a fault wait out their retry backoff (30 s, doubling): it may take minutes to drain.
+    // Bounded: ten minutes, plus two seconds for each message queued when the load stopped.
     let db = data.path().join("graphbridge.sqlite3");
+    let queued_at_start = match Store::open(&db) {
+        Ok(store) => store
+            .call(|c| outbox::queued(c))
+            .await
+            .map_or(0, |q| q.len()),
+        Err(_) => 0,
+    };
+    let drain_bound = Duration::from_secs(600 + 2 * queued_at_start as u64);
+    println!(
+        "outbox: {queued_at_start} queued when the load stopped; waiting up to {} s",
+        drain_bound.as_secs()
+    );
     let mut still_queued = usize::MAX;
     let drain_started = Instant::now();
-    while drain_started.elapsed() < Duration::from_secs(600) {
+    while drain_started.elapsed() < drain_bound {
         if let Ok(store) = Store::open(&db) {
             if let Ok(queued) = store.call(|c| outbox::queued(c)).await {
                 still_queued = queued.len();
