@@ -9,7 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client::{backoff, is_transient, parse_retry_after, status_error, IMMUTABLE_IDS};
+use super::client::{
+    backoff, is_transient, parse_retry_after, retry_after, status_error, IMMUTABLE_IDS,
+};
 use super::{GraphClient, GraphError};
 
 /// Graph refuses a batch of more than 20 requests.
@@ -196,11 +198,7 @@ impl GraphClient {
             .send()
             .await?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(&response);
         Ok((status, retry_after, response.bytes().await?))
     }
 

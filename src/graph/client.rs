@@ -216,11 +216,7 @@ impl GraphClient {
         };
         let response = request.send().await?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(&response);
         let bytes = response.bytes().await?.to_vec();
         Ok((status, retry_after, bytes))
     }
@@ -262,6 +258,15 @@ impl GraphClient {
         *tokens = fresh;
         Ok(tokens.access_token.clone())
     }
+}
+
+/// The wait an answer's `Retry-After` header asks for, if it has one.
+pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 /// `Retry-After` in seconds (Graph's form); an HTTP date is not used by Graph.

@@ -502,7 +502,7 @@ impl GraphClient {
         range: &str,
         chunk: &[u8],
     ) -> Result<(), GraphError> {
-        use super::client::{backoff, is_transient, parse_retry_after, status_error};
+        use super::client::{backoff, is_transient, retry_after, status_error};
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -516,11 +516,7 @@ impl GraphClient {
                     .send()
                     .await?;
                 let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
+                let retry_after = retry_after(&response);
                 (
                     status,
                     retry_after,
